@@ -1,0 +1,55 @@
+//! `cargo xtask <command>`: respack's project automation, one subcommand per job.
+//!
+//! Arguments are parsed by hand on purpose: each subcommand takes its own arguments, and the
+//! first one picks the subcommand. To add one (`migrate`, `seed`, `bench`, `dev`, `e2e`,
+//! `dist`), give it a module with a `run(args)` function, an arm in [`main`] and a line in
+//! [`USAGE`].
+
+mod pg_cluster;
+mod test_cmd;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args...]
+
+commands:
+  test [cargo test args...]   run every test suite: `cargo test --workspace --all-targets`,
+                              with a throwaway PostgreSQL for the store's PostgreSQL suite
+                              (or the one in RESPACK_TEST_DATABASE_URL)
+  help                        print this message
+
+environment for `test`:
+  RESPACK_TEST_DATABASE_URL   use this PostgreSQL instead of starting a throwaway cluster
+  CI=true                     fail instead of skipping when no PostgreSQL can be had
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+
+    let outcome = match command.as_deref() {
+        Some("test") => test_cmd::run(&rest),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        None => {
+            eprint!("xtask: no command given\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        Some(unknown) => {
+            eprint!("xtask: unknown command `{unknown}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `cargo xtask test`: runs every test suite, giving the store's PostgreSQL suite a database.
+//!
+//! Contract with the test harness, through the environment of `cargo test`:
+//! - `RESPACK_TEST_DATABASE_URL`: a PostgreSQL the suite may create databases in. Taken as is
+//!   from our own environment when set; otherwise the URL of a throwaway cluster started here.
+//! - `RESPACK_REQUIRE_POSTGRES=1`: set when a PostgreSQL is available or `CI=true`; the harness
+//!   then fails instead of skipping the PostgreSQL suite, so a broken setup cannot pass silently.
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::pg_cluster::{PgCluster, PgInstall};
+
+const DATABASE_URL_VAR: &str = "RESPACK_TEST_DATABASE_URL";
+const REQUIRE_POSTGRES_VAR: &str = "RESPACK_REQUIRE_POSTGRES";
+
+/// Where the PostgreSQL suite's database comes from in this run.
+enum TestDatabase {
+    /// `RESPACK_TEST_DATABASE_URL` was set by the caller.
+    Given(String),
+    /// Started by us; stopped and deleted when this value is dropped.
+    Throwaway(PgCluster),
+    /// No PostgreSQL to be had: the suite is skipped (never under CI).
+    Unavailable,
+}
+
+impl TestDatabase {
+    fn url(&self) -> Option<String> {
+        match self {
+            TestDatabase::Given(url) => Some(url.clone()),
+            TestDatabase::Throwaway(cluster) => Some(cluster.url()),
+            TestDatabase::Unavailable => None,
+        }
+    }
+}
+
+/// Runs `cargo test --workspace --all-targets <cargo_test_args>`; `Err` if any test fails.
+pub fn run(cargo_test_args: &[String]) -> Result<()> {
+    let sh = Shell::new().context("creating a shell for cargo test")?;
+    let in_ci = is_ci();
+
+    // Held until the end of this function, so the cluster outlives the tests, and is stopped
+    // also when they fail (the early return drops it).
+    let database = obtain_test_database(in_ci)?;
+    let database_url = database.url();
+
+    let mut test_args: Vec<String> = vec!["test".into()];
+    if !selects_packages(cargo_test_args) {
+        test_args.push("--workspace".into());
+    }
+    test_args.push("--all-targets".into());
+    test_args.extend_from_slice(cargo_test_args);
+
+    // The cargo that runs us, so a `+toolchain` choice carries over.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cargo_test = sh.cmd(cargo).args(&test_args).quiet();
+    let mut env_notes = Vec::new();
+    if let Some(url) = &database_url {
+        cargo_test = cargo_test.env(DATABASE_URL_VAR, url);
+        env_notes.push(DATABASE_URL_VAR.to_owned());
+    }
+    if database_url.is_some() || in_ci {
+        cargo_test = cargo_test.env(REQUIRE_POSTGRES_VAR, "1");
+        env_notes.push(format!("{REQUIRE_POSTGRES_VAR}=1"));
+    }
+
+    let env_note = if env_notes.is_empty() { String::new() } else { format!(" (with {})", env_notes.join(", ")) };
+    println!("xtask: running cargo {}{env_note}", test_args.join(" "));
+    let outcome = cargo_test.run().context("cargo test failed (its output is above)");
+    if matches!(database, TestDatabase::Unavailable) {
+        warn_postgres_suite_skipped();
+    }
+    outcome
+}
+
+fn obtain_test_database(in_ci: bool) -> Result<TestDatabase> {
+    if let Some(url) = std::env::var(DATABASE_URL_VAR).ok().filter(|url| !url.trim().is_empty()) {
+        // The URL may hold a password, so it is not printed.
+        println!("xtask: using the PostgreSQL given in {DATABASE_URL_VAR}");
+        return Ok(TestDatabase::Given(url));
+    }
+    match PgInstall::find() {
+        Some(install) => Ok(TestDatabase::Throwaway(PgCluster::start(&install)?)),
+        None if in_ci => bail!(
+            "CI=true, but there is no PostgreSQL to test against: no initdb/pg_ctl under \
+             /usr/lib/postgresql/*/bin or on PATH, and {DATABASE_URL_VAR} is not set.\n\
+             Install the `postgresql` package (apt-get install postgresql) or set \
+             {DATABASE_URL_VAR}=postgres://user@host:port/db"
+        ),
+        None => {
+            warn_postgres_suite_skipped();
+            Ok(TestDatabase::Unavailable)
+        }
+    }
+}
+
+fn warn_postgres_suite_skipped() {
+    eprintln!(
+        "\n\
+         xtask: ====================================================================\n\
+         xtask: WARNING: the PostgreSQL test suite is SKIPPED in this run.\n\
+         xtask:   No PostgreSQL server binaries were found (initdb and pg_ctl under\n\
+         xtask:   /usr/lib/postgresql/*/bin or on PATH), and {DATABASE_URL_VAR}\n\
+         xtask:   is not set. To run it, either\n\
+         xtask:     apt-get install postgresql      (xtask then starts its own cluster)\n\
+         xtask:   or export {DATABASE_URL_VAR}=postgres://user@host:port/db\n\
+         xtask:   With CI=true this is an error rather than a warning.\n\
+         xtask: ====================================================================\n"
+    );
+}
+
+/// `CI=true` (as set by GitHub Actions, GitLab and `.ci/run`) or `CI=1`.
+fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+}
+
+/// Whether the caller picked packages (`-p x`, `--package=x`), which replaces `--workspace`.
+/// Only arguments before `--` are cargo's; the rest go to the test binaries.
+fn selects_packages(cargo_test_args: &[String]) -> bool {
+    cargo_test_args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"))
+}
