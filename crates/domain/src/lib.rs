@@ -5,6 +5,7 @@
 //! comes in as a `now` parameter; IDs come in as random bits chosen by the caller. The crate
 //! compiles to wasm32 so the web console can share these types and rules.
 
+pub mod bill;
 pub mod catalog;
 pub mod deduction;
 pub mod money;
@@ -22,6 +23,7 @@ pub use chrono;
 pub use chrono_tz;
 pub use rust_decimal;
 
+pub use bill::{BillActionType, PayMode};
 pub use deduction::{apply_plan, plan_deduction, DeductionPlan, PlannedDeduction, UsageError, UsageRecord};
 pub use money::{Money, PrecisionError};
 pub use pack::{

@@ -320,7 +320,7 @@ pub struct Pack {
 }
 
 /// The parts of a pack that an operator chooses when issuing it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackSpec {
     pub name: String,
     pub product: String,

@@ -1,0 +1,93 @@
+//! Connecting (SQLite file in WAL mode, or PostgreSQL), migrating, and opening write
+//! transactions that serialize correctly on both backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use respack_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, Statement,
+    TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::StoreResult;
+
+/// An open write transaction. On SQLite it also holds the process's writer lock and has
+/// already taken the database write lock, so the transaction never fails half-way with
+/// "database is locked" when another writer commits first.
+pub(crate) struct WriteTx<'a> {
+    pub(crate) txn: DatabaseTransaction,
+    _writer: Option<MutexGuard<'a, ()>>,
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTx<'_> {
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        self.txn.commit().await?;
+        Ok(())
+    }
+}
+
+pub(crate) async fn connect(url: &str) -> StoreResult<(DatabaseConnection, Option<Arc<Mutex<()>>>)> {
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite {
+        create_sqlite_parent(url);
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(if sqlite { 8 } else { 20 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    let db = Database::connect(options).await?;
+    Migrator::up(&db, None).await?;
+    Ok((db, sqlite.then(|| Arc::new(Mutex::new(())))))
+}
+
+/// SQLite creates the file (`mode=rwc`) but not its directory.
+fn create_sqlite_parent(url: &str) {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Err(error) = std::fs::create_dir_all(parent) {
+            tracing::warn!(%error, dir = %parent.display(), "cannot create the database directory");
+        }
+    }
+}
+
+pub(crate) async fn begin_write<'a>(
+    db: &DatabaseConnection,
+    writer: Option<&'a Arc<Mutex<()>>>,
+) -> StoreResult<WriteTx<'a>> {
+    let guard = match writer {
+        Some(lock) => Some(lock.lock().await),
+        None => None,
+    };
+    let txn = db.begin().await?;
+    if guard.is_some() {
+        // The first statement writes, so SQLite takes its write lock now (as BEGIN IMMEDIATE
+        // would), waiting up to busy_timeout for other processes such as respackd.
+        txn.execute(Statement::from_string(DatabaseBackend::Sqlite, "UPDATE write_lock SET n = n + 1 WHERE id = 1"))
+            .await?;
+    }
+    Ok(WriteTx { txn, _writer: guard })
+}

@@ -1,0 +1,119 @@
+//! respack's storage layer: sea-orm entities (private to this crate) and the business
+//! operations both apps use. Every operation is one transaction that writes its ledger rows,
+//! bill lines and audit row together; state changes are guarded updates (`… WHERE version = v`)
+//! so two writers can never both win. Runs on SQLite (embedded default) and PostgreSQL.
+//!
+//! Time is a parameter: operations take `now` from the caller's clock.
+
+mod accounts;
+mod api_keys;
+mod audit;
+mod bills;
+mod catalog;
+mod column_settings;
+mod convert;
+mod db;
+pub mod demo;
+mod entity;
+mod error;
+mod ids;
+mod orders;
+mod outbox;
+mod pack_ops;
+mod pack_rows;
+mod packs;
+mod sealing;
+mod usage;
+mod users;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::Mutex;
+
+pub use accounts::{Account, AccountKind, LedgerEntry, NewAccount, TopUp};
+pub use api_keys::{ApiKeyInfo, NewApiKey, SigningKey};
+pub use audit::{Actor, AuditEntry};
+pub use bills::BillLine;
+pub use catalog::{CatalogProduct, CatalogSubproduct};
+pub use error::{StoreError, StoreResult};
+pub use outbox::OutboxMessage;
+pub use pack_ops::{Charge, IssuedPack, RefundReceipt, RenewalReceipt};
+pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
+pub use respack_config::Secret;
+pub use sealing::SealingKey;
+pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome};
+pub use users::{Role, User};
+
+/// The handle both apps hold: a connection pool plus what write transactions need.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// Present on SQLite: one writer at a time in this process.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+    sealing: SealingKey,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("sqlite", &self.sqlite_writer.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies every
+    /// pending migration. `sealing` protects API secret keys at rest.
+    pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
+        let (db, sqlite_writer) = db::connect(url).await?;
+        Ok(Store { db, sqlite_writer, sealing })
+    }
+
+    /// Connects as the settings say, creating the data directory and, when no secret key is
+    /// configured, a generated one in `<data_dir>/secret.key`.
+    pub async fn open(settings: &respack_config::Settings) -> StoreResult<Store> {
+        let sealing = match &settings.secret_key {
+            Some(key) => SealingKey::from_hex(key.expose())?,
+            None => SealingKey::load_or_create(&settings.data_dir.join("secret.key"))?,
+        };
+        Store::connect(settings.database_url.expose(), sealing).await
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite_writer.is_some()
+    }
+
+    pub(crate) async fn write(&self) -> StoreResult<db::WriteTx<'_>> {
+        db::begin_write(&self.db, self.sqlite_writer.as_ref()).await
+    }
+
+    pub(crate) fn read(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(self) -> StoreResult<()> {
+        self.db.close().await?;
+        Ok(())
+    }
+}
+
+/// Runs `operation` again when it failed for a transient reason (a guarded update lost a
+/// race, a serialization failure): each attempt is a whole transaction, so a retry is safe.
+pub(crate) async fn retrying<T, F, Fut>(mut operation: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    const ATTEMPTS: u32 = 8;
+    let mut attempt = 1;
+    loop {
+        match operation().await {
+            Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                tracing::debug!(%error, attempt, "retrying after a transient failure");
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 5)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! Money-moving and state-changing operations on packs: issue (sell), renew, set renewal
+//! method, refund, freeze and unfreeze. Each is one transaction with its order, ledger row,
+//! bill line and audit row; each pack change is a guarded update; each ClientToken-carrying
+//! operation returns the first result when retried.
+
+use chrono::{DateTime, Utc};
+use respack_domain::rules::{apply_renewal, check_freeze, check_refund, check_renewal_setting, quote_renewal};
+use respack_domain::{
+    BillActionType, Lifecycle, LifecycleEvent, Money, Pack, PackSpec, PaymentMode, RenewalMethod, TransitionError,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{credit, debit, load_account, write_ledger, LedgerRow};
+use crate::audit::{self, Actor};
+use crate::bills::{write_bill_line, NewBillLine};
+use crate::error::{StoreError, StoreResult};
+use crate::orders::{self, NewOrder, OrderKind};
+use crate::pack_rows::{insert_pack, load_pack, update_pack};
+use crate::{ids, retrying, Store};
+
+/// How a pack being issued is paid for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Charge {
+    /// Debit the account balance (refused if it does not cover the price, unless the account
+    /// allows arrears).
+    Balance,
+    /// Paid outside respack (an offline order, a gift): the order and bill line are recorded,
+    /// the balance is untouched.
+    Settled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedPack {
+    pub pack_id: String,
+    pub order_id: String,
+    pub price: Money,
+    /// The balance after the debit; `None` when settled outside.
+    pub balance_after: Option<Money>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalReceipt {
+    pub order_id: String,
+    pub pack_id: String,
+    pub periods: u32,
+    pub price: Money,
+    pub balance_after: Money,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundReceipt {
+    pub order_id: String,
+    pub pack_id: String,
+    pub amount: Money,
+    pub balance_after: Money,
+}
+
+/// "Period decrement: 100 minutes per month × 12" — the bill's ConfigDesc.
+pub(crate) fn describe(pack: &Pack) -> String {
+    let capacity: Vec<String> = pack
+        .items
+        .iter()
+        .map(|item| match item.capacity {
+            Some(capacity) => format!("{} {}", capacity.normalize(), item.unit),
+            None => format!("unlimited {}", item.unit),
+        })
+        .collect();
+    let per = match pack.mode {
+        PaymentMode::PeriodDecrement(unit) | PaymentMode::ShardDecrement(unit) => format!(" per {}", unit.as_str()),
+        PaymentMode::TotalDecrement | PaymentMode::Unlimited => String::new(),
+    };
+    format!(
+        "{}: {}{per} × {} {}",
+        pack.mode.kind().label(),
+        capacity.join(" + "),
+        pack.term.count,
+        pack.term.unit.as_str()
+    )
+}
+
+fn transition(pack: &mut Pack, event: LifecycleEvent) -> Result<(), TransitionError> {
+    pack.lifecycle = pack.lifecycle.apply(event)?;
+    Ok(())
+}
+
+fn request_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+impl Store {
+    /// Sells a pack to an account. The effective time may lie in the past (the pack is valid
+    /// at once) or the future (inactive until then), but not the whole validity in the past.
+    pub async fn issue_pack(
+        &self,
+        account_id: i64,
+        spec: PackSpec,
+        charge: Charge,
+        client_token: Option<&str>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<IssuedPack> {
+        let subproduct = self.subproduct(&spec.subproduct).await?;
+        if subproduct.product_code != spec.product {
+            return Err(StoreError::invalid(format!(
+                "subproduct {} belongs to product {}, not {}",
+                subproduct.code, subproduct.product_code, spec.product
+            )));
+        }
+        if spec.name.trim().is_empty() || spec.name.len() > 200 {
+            return Err(StoreError::invalid("a pack needs a name of 1 to 200 characters"));
+        }
+        let request = serde_json::json!({"spec": request_json(&spec), "charge": charge});
+        retrying(|| async {
+            let tx = self.write().await?;
+            if let Some(first) = orders::replay(&*tx, account_id, OrderKind::Purchase, client_token, &request).await? {
+                return Ok(first);
+            }
+            let account = load_account(&*tx, account_id).await?;
+            let mut pack = Pack::issue(ids::pack_id(), account_id, spec.clone(), now)?;
+            if pack.expires_at <= now {
+                return Err(StoreError::invalid(format!(
+                    "the whole validity ({} to {}) lies in the past; choose a later effective time",
+                    pack.effective_at, pack.expires_at
+                )));
+            }
+            if pack.effective_at <= now {
+                transition(&mut pack, LifecycleEvent::Activate).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            }
+            let price = pack.price_paid;
+            let order_id = ids::order_id(now);
+            let pack_id = pack.id.to_string();
+            let balance_after = match charge {
+                Charge::Balance => Some(debit(&*tx, account_id, price).await?),
+                Charge::Settled => None,
+            };
+            let receipt = IssuedPack { pack_id: pack_id.clone(), order_id: order_id.clone(), price, balance_after };
+            orders::insert(
+                &*tx,
+                NewOrder {
+                    id: &order_id,
+                    account_id,
+                    kind: OrderKind::Purchase,
+                    client_token,
+                    pack_id: Some(&pack_id),
+                    amount: price,
+                    periods: Some(pack.term.count),
+                    request: &request,
+                    receipt: &receipt,
+                },
+                now,
+            )
+            .await?;
+            insert_pack(&*tx, &pack, now).await?;
+            if let Some(balance_after) = balance_after {
+                write_ledger(
+                    &*tx,
+                    LedgerRow {
+                        account_id,
+                        amount: -price,
+                        balance_after,
+                        kind: "purchase",
+                        order_id: Some(&order_id),
+                        pack_id: Some(&pack_id),
+                        note: format!("Purchase of {}", pack.name),
+                    },
+                    now,
+                )
+                .await?;
+            }
+            write_bill_line(
+                &*tx,
+                NewBillLine {
+                    account_id,
+                    zone_of_account: account.time_zone,
+                    resource_id: &pack_id,
+                    resource_name: &pack.name,
+                    order_id: Some(&order_id),
+                    action_type: BillActionType::NewSubscription,
+                    business_code: &pack.product,
+                    product_code: &pack.subproduct,
+                    region: &pack.region,
+                    zone: &pack.zone,
+                    config_desc: describe(&pack),
+                    total_cost: price,
+                    cash_pay_amount: price,
+                    fee_begin_at: pack.effective_at,
+                    fee_end_at: pack.expires_at,
+                    pay_time: now,
+                    operator: Some(actor.as_str()),
+                },
+                now,
+            )
+            .await?;
+            audit::record(
+                &*tx,
+                account_id,
+                actor,
+                "pack.issue",
+                &pack_id,
+                serde_json::json!({"order_id": order_id, "price": price, "charge": charge}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(receipt)
+        })
+        .await
+    }
+
+    /// A manual renewal for `periods` term units, paid from the owner's balance.
+    pub async fn renew(
+        &self,
+        account_ids: Option<&[i64]>,
+        pack_id: &str,
+        periods: u32,
+        client_token: Option<&str>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RenewalReceipt> {
+        let request = serde_json::json!({"pack_id": pack_id, "periods": periods});
+        retrying(|| async {
+            let tx = self.write().await?;
+            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let account_id = before.account_id;
+            if let Some(first) = orders::replay(&*tx, account_id, OrderKind::Renewal, client_token, &request).await? {
+                return Ok(first);
+            }
+            let quote = quote_renewal(&before, now, periods)?;
+            let account = load_account(&*tx, account_id).await?;
+            let order_id = ids::order_id(now);
+            let balance_after = debit(&*tx, account_id, quote.price).await?;
+            let mut after = before.clone();
+            apply_renewal(&mut after, &quote);
+            transition(&mut after, LifecycleEvent::Renew)?;
+            let receipt = RenewalReceipt {
+                order_id: order_id.clone(),
+                pack_id: pack_id.to_owned(),
+                periods,
+                price: quote.price,
+                balance_after,
+                expires_at: after.expires_at,
+            };
+            orders::insert(
+                &*tx,
+                NewOrder {
+                    id: &order_id,
+                    account_id,
+                    kind: OrderKind::Renewal,
+                    client_token,
+                    pack_id: Some(pack_id),
+                    amount: quote.price,
+                    periods: Some(periods),
+                    request: &request,
+                    receipt: &receipt,
+                },
+                now,
+            )
+            .await?;
+            update_pack(&*tx, &before, &after, now).await?;
+            write_ledger(
+                &*tx,
+                LedgerRow {
+                    account_id,
+                    amount: -quote.price,
+                    balance_after,
+                    kind: "renewal",
+                    order_id: Some(&order_id),
+                    pack_id: Some(pack_id),
+                    note: format!("Renewal of {} for {periods} {}", after.name, quote.unit.as_str()),
+                },
+                now,
+            )
+            .await?;
+            write_bill_line(
+                &*tx,
+                NewBillLine {
+                    account_id,
+                    zone_of_account: account.time_zone,
+                    resource_id: pack_id,
+                    resource_name: &after.name,
+                    order_id: Some(&order_id),
+                    action_type: BillActionType::SubscriptionRenewal,
+                    business_code: &after.product,
+                    product_code: &after.subproduct,
+                    region: &after.region,
+                    zone: &after.zone,
+                    config_desc: describe(&after),
+                    total_cost: quote.price,
+                    cash_pay_amount: quote.price,
+                    fee_begin_at: before.expires_at,
+                    fee_end_at: after.expires_at,
+                    pay_time: now,
+                    operator: Some(actor.as_str()),
+                },
+                now,
+            )
+            .await?;
+            audit::record(
+                &*tx,
+                account_id,
+                actor,
+                "pack.renew",
+                pack_id,
+                serde_json::json!({"order_id": order_id, "periods": periods, "price": quote.price, "expires_at": after.expires_at}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(receipt)
+        })
+        .await
+    }
+
+    /// Sets the renewal method (and the auto-renewal period with automatic renewal).
+    pub async fn set_renewal(
+        &self,
+        account_ids: Option<&[i64]>,
+        pack_id: &str,
+        method: RenewalMethod,
+        auto_renew_period: Option<u32>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Pack> {
+        retrying(|| async {
+            let tx = self.write().await?;
+            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let setting = check_renewal_setting(&before, now, method, auto_renew_period)?;
+            let mut after = before.clone();
+            after.renewal = setting.method;
+            after.auto_renew_period = setting.auto_renew_period;
+            update_pack(&*tx, &before, &after, now).await?;
+            audit::record(
+                &*tx,
+                before.account_id,
+                actor,
+                "pack.set_renewal",
+                pack_id,
+                serde_json::json!({"method": method.as_str(), "auto_renew_period": setting.auto_renew_period}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            after.version += 1;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Refunds everything paid for a pack bought within the last five days, to the balance.
+    pub async fn refund(
+        &self,
+        account_ids: Option<&[i64]>,
+        pack_id: &str,
+        client_token: Option<&str>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RefundReceipt> {
+        let request = serde_json::json!({"pack_id": pack_id});
+        retrying(|| async {
+            let tx = self.write().await?;
+            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let account_id = before.account_id;
+            if let Some(first) = orders::replay(&*tx, account_id, OrderKind::Refund, client_token, &request).await? {
+                return Ok(first);
+            }
+            let amount = check_refund(&before, now)?;
+            let account = load_account(&*tx, account_id).await?;
+            let mut after = before.clone();
+            transition(&mut after, LifecycleEvent::Refund)?;
+            after.package_expired_at = Some(now);
+            let order_id = ids::order_id(now);
+            let balance_after = credit(&*tx, account_id, amount).await?;
+            let receipt =
+                RefundReceipt { order_id: order_id.clone(), pack_id: pack_id.to_owned(), amount, balance_after };
+            orders::insert(
+                &*tx,
+                NewOrder {
+                    id: &order_id,
+                    account_id,
+                    kind: OrderKind::Refund,
+                    client_token,
+                    pack_id: Some(pack_id),
+                    amount,
+                    periods: None,
+                    request: &request,
+                    receipt: &receipt,
+                },
+                now,
+            )
+            .await?;
+            update_pack(&*tx, &before, &after, now).await?;
+            write_ledger(
+                &*tx,
+                LedgerRow {
+                    account_id,
+                    amount,
+                    balance_after,
+                    kind: "refund",
+                    order_id: Some(&order_id),
+                    pack_id: Some(pack_id),
+                    note: format!("Refund of {}", after.name),
+                },
+                now,
+            )
+            .await?;
+            write_bill_line(
+                &*tx,
+                NewBillLine {
+                    account_id,
+                    zone_of_account: account.time_zone,
+                    resource_id: pack_id,
+                    resource_name: &after.name,
+                    order_id: Some(&order_id),
+                    action_type: BillActionType::SubscriptionRefund,
+                    business_code: &after.product,
+                    product_code: &after.subproduct,
+                    region: &after.region,
+                    zone: &after.zone,
+                    config_desc: describe(&after),
+                    total_cost: -amount,
+                    cash_pay_amount: -amount,
+                    fee_begin_at: now,
+                    fee_end_at: before.expires_at,
+                    pay_time: now,
+                    operator: Some(actor.as_str()),
+                },
+                now,
+            )
+            .await?;
+            audit::record(
+                &*tx,
+                account_id,
+                actor,
+                "pack.refund",
+                pack_id,
+                serde_json::json!({"order_id": order_id, "amount": amount}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(receipt)
+        })
+        .await
+    }
+
+    /// Freezes (`true`) or unfreezes a pack; frozen packs take no usage and cannot renew.
+    pub async fn set_frozen(
+        &self,
+        account_ids: Option<&[i64]>,
+        pack_id: &str,
+        frozen: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Pack> {
+        retrying(|| async {
+            let tx = self.write().await?;
+            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            check_freeze(&before, now, frozen)?;
+            let mut after = before.clone();
+            after.frozen = frozen;
+            update_pack(&*tx, &before, &after, now).await?;
+            let action = if frozen { "pack.freeze" } else { "pack.unfreeze" };
+            audit::record(&*tx, before.account_id, actor, action, pack_id, serde_json::json!({}), now).await?;
+            tx.commit().await?;
+            after.version += 1;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Stores what time has done to a pack: inactive → valid at its effective time, live →
+    /// expired at its expiration time (package expiry time = expiration time). Returns the new
+    /// lifecycle when it changed. Auto-renewal is not considered here: the scheduler renews
+    /// due packs before it expires them.
+    pub async fn advance_lifecycle(
+        &self,
+        pack_id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Lifecycle>> {
+        retrying(|| async {
+            let tx = self.write().await?;
+            let before = load_pack(&*tx, None, pack_id).await?;
+            let target = before.lifecycle_at(now);
+            if target == before.lifecycle || before.lifecycle.is_final() {
+                return Ok(None);
+            }
+            let mut after = before.clone();
+            let action = match target {
+                Lifecycle::Valid => {
+                    transition(&mut after, LifecycleEvent::Activate)?;
+                    "pack.activate"
+                }
+                Lifecycle::Expired => {
+                    transition(&mut after, LifecycleEvent::Expire)?;
+                    after.package_expired_at = Some(before.expires_at);
+                    "pack.expire"
+                }
+                other => return Err(StoreError::Corrupt(format!("time cannot make a pack {}", other.as_str()))),
+            };
+            update_pack(&*tx, &before, &after, now).await?;
+            audit::record(
+                &*tx,
+                before.account_id,
+                actor,
+                action,
+                pack_id,
+                serde_json::json!({"effective_at": before.effective_at, "expires_at": before.expires_at}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(after.lifecycle))
+        })
+        .await
+    }
+}
+
+impl From<TransitionError> for StoreError {
+    fn from(error: TransitionError) -> StoreError {
+        StoreError::invalid(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use respack_domain::{CapacityItem, DeductionScope, Term, TimeUnit};
+
+    #[test]
+    fn config_desc_reads_like_a_bill() {
+        let spec = PackSpec {
+            name: "n".into(),
+            product: "p_mps".into(),
+            subproduct: "sp_mps_general_transcoding".into(),
+            region: "ap-guangzhou".into(),
+            zone: "".into(),
+            mode: PaymentMode::PeriodDecrement(TimeUnit::Month),
+            term: Term { unit: TimeUnit::Month, count: 12 },
+            time_zone: chrono_tz::Tz::UTC,
+            effective_at: Utc::now(),
+            renewal: RenewalMethod::Manual,
+            auto_renew_period: None,
+            unit_price: Money::parse("1").unwrap(),
+            scope: DeductionScope::default(),
+            items: vec![CapacityItem::new("General", "minutes", Some(100.into()))],
+            tags: Default::default(),
+        };
+        let pack = Pack::issue(respack_domain::PackId::from_random(1), 1, spec, Utc::now()).unwrap();
+        assert_eq!(describe(&pack), "Period decrement: 100 minutes per month × 12 month");
+    }
+}

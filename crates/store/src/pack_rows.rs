@@ -1,0 +1,197 @@
+//! Moving packs between their rows (packs, pack_items, pack_tags) and the domain's `Pack`:
+//! load, insert, and the guarded update that every pack state change goes through.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use respack_domain::{
+    CapacityItem, DeductionScope, Lifecycle, Pack, PackId, PaymentMode, PaymentModeKind, RenewalMethod, Term, TimeUnit,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use crate::convert::{instant, millis, money, money_units, parse_stored, quantity, quantity_units};
+use crate::entity::{pack_items, pack_tags, packs};
+use crate::error::{StoreError, StoreResult};
+
+pub(crate) fn to_item(row: &pack_items::Model) -> CapacityItem {
+    CapacityItem {
+        name: row.name.clone(),
+        unit: row.unit.clone(),
+        usage_type: row.usage_type.clone(),
+        capacity: row.capacity.map(quantity),
+        remaining: quantity(row.remaining),
+        cycle_index: row.cycle_index,
+        used: quantity(row.used),
+    }
+}
+
+pub(crate) fn to_pack(row: packs::Model, items: &[pack_items::Model], tags: &[pack_tags::Model]) -> StoreResult<Pack> {
+    let kind = parse_stored(&row.payment_mode, "payment mode", PaymentModeKind::parse)?;
+    let cycle = row.cycle_unit.as_deref().map(|unit| parse_stored(unit, "cycle unit", TimeUnit::parse)).transpose()?;
+    let mut items: Vec<&pack_items::Model> = items.iter().filter(|item| item.pack_id == row.id).collect();
+    items.sort_by_key(|item| item.position);
+    Ok(Pack {
+        id: PackId::parse(&row.id).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        account_id: row.account_id,
+        name: row.name,
+        product: row.product_code,
+        subproduct: row.subproduct_code,
+        region: row.region,
+        zone: row.zone,
+        lifecycle: parse_stored(&row.lifecycle, "lifecycle", Lifecycle::parse)?,
+        frozen: row.frozen,
+        mode: PaymentMode::from_parts(kind, cycle).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        term: Term {
+            unit: parse_stored(&row.term_unit, "term unit", TimeUnit::parse)?,
+            count: u32::try_from(row.term_count).map_err(|_| StoreError::Corrupt("negative term".into()))?,
+        },
+        time_zone: parse_stored(&row.time_zone, "time zone", |text| text.parse::<Tz>().ok())?,
+        effective_at: instant(row.effective_at)?,
+        expires_at: instant(row.expires_at)?,
+        package_expired_at: row.package_expired_at.map(instant).transpose()?,
+        purchased_at: instant(row.purchased_at)?,
+        renewal: parse_stored(&row.renewal_method, "renewal method", RenewalMethod::parse)?,
+        auto_renew_period: row.auto_renew_period.and_then(|period| u32::try_from(period).ok()),
+        unit_price: money(row.unit_price),
+        price_paid: money(row.price_paid),
+        scope: serde_json::from_str::<DeductionScope>(&row.scope)
+            .map_err(|error| StoreError::Corrupt(format!("scope of {}: {error}", row.id)))?,
+        items: items.into_iter().map(to_item).collect(),
+        tags: tags.iter().filter(|tag| tag.pack_id == row.id).map(|tag| (tag.key.clone(), tag.value.clone())).collect(),
+        version: row.version,
+    })
+}
+
+/// Loads packs by ID with their items and tags, in the order of `rows`.
+pub(crate) async fn hydrate(conn: &impl ConnectionTrait, rows: Vec<packs::Model>) -> StoreResult<Vec<Pack>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let items = pack_items::Entity::find()
+        .filter(pack_items::Column::PackId.is_in(ids.clone()))
+        .order_by_asc(pack_items::Column::Position)
+        .all(conn)
+        .await?;
+    let tags = pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(ids)).all(conn).await?;
+    let mut items_by_pack: HashMap<&str, Vec<pack_items::Model>> = HashMap::new();
+    for item in &items {
+        items_by_pack.entry(item.pack_id.as_str()).or_default().push(item.clone());
+    }
+    rows.into_iter()
+        .map(|row| {
+            let items = items_by_pack.get(row.id.as_str()).cloned().unwrap_or_default();
+            to_pack(row, &items, &tags)
+        })
+        .collect()
+}
+
+/// One pack of one account; `NotFound` also when it belongs to someone else.
+pub(crate) async fn load_pack(
+    conn: &impl ConnectionTrait,
+    account_ids: Option<&[i64]>,
+    pack_id: &str,
+) -> StoreResult<Pack> {
+    let row = packs::Entity::find_by_id(pack_id.to_owned())
+        .one(conn)
+        .await?
+        .filter(|row| account_ids.is_none_or(|ids| ids.contains(&row.account_id)))
+        .ok_or_else(|| StoreError::not_found("resource pack", pack_id))?;
+    Ok(hydrate(conn, vec![row]).await?.remove(0))
+}
+
+pub(crate) async fn insert_pack(conn: &impl ConnectionTrait, pack: &Pack, now: DateTime<Utc>) -> StoreResult<()> {
+    packs::ActiveModel {
+        id: Set(pack.id.to_string()),
+        account_id: Set(pack.account_id),
+        name: Set(pack.name.clone()),
+        product_code: Set(pack.product.clone()),
+        subproduct_code: Set(pack.subproduct.clone()),
+        region: Set(pack.region.clone()),
+        zone: Set(pack.zone.clone()),
+        lifecycle: Set(pack.lifecycle.as_str().to_owned()),
+        frozen: Set(pack.frozen),
+        payment_mode: Set(pack.mode.kind().as_str().to_owned()),
+        cycle_unit: Set(pack.mode.cycle_unit().map(|unit| unit.as_str().to_owned())),
+        term_unit: Set(pack.term.unit.as_str().to_owned()),
+        term_count: Set(i32::try_from(pack.term.count).unwrap_or(i32::MAX)),
+        time_zone: Set(pack.time_zone.name().to_owned()),
+        effective_at: Set(millis(pack.effective_at)),
+        expires_at: Set(millis(pack.expires_at)),
+        package_expired_at: Set(pack.package_expired_at.map(millis)),
+        purchased_at: Set(millis(pack.purchased_at)),
+        renewal_method: Set(pack.renewal.as_str().to_owned()),
+        auto_renew_period: Set(pack.auto_renew_period.map(|p| i32::try_from(p).unwrap_or(i32::MAX))),
+        unit_price: Set(money_units(pack.unit_price)?),
+        price_paid: Set(money_units(pack.price_paid)?),
+        scope: Set(serde_json::to_string(&pack.scope).unwrap_or_else(|_| "{}".into())),
+        version: Set(pack.version),
+        updated_at: Set(millis(now)),
+    }
+    .insert(conn)
+    .await?;
+    for (position, item) in pack.items.iter().enumerate() {
+        pack_items::ActiveModel {
+            account_id: Set(pack.account_id),
+            pack_id: Set(pack.id.to_string()),
+            position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+            name: Set(item.name.clone()),
+            unit: Set(item.unit.clone()),
+            usage_type: Set(item.usage_type.clone()),
+            capacity: Set(item.capacity.map(quantity_units).transpose()?),
+            remaining: Set(quantity_units(item.remaining)?),
+            cycle_index: Set(item.cycle_index),
+            used: Set(quantity_units(item.used)?),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+    }
+    for (key, value) in &pack.tags {
+        pack_tags::ActiveModel {
+            account_id: Set(pack.account_id),
+            pack_id: Set(pack.id.to_string()),
+            key: Set(key.clone()),
+            value: Set(value.clone()),
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a pack's changed header fields if nobody changed it since `before` was read
+/// (same version and lifecycle); bumps the version. Items are written by the usage path.
+pub(crate) async fn update_pack(
+    conn: &impl ConnectionTrait,
+    before: &Pack,
+    after: &Pack,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let updated = packs::Entity::update_many()
+        .col_expr(packs::Column::Lifecycle, Expr::value(after.lifecycle.as_str()))
+        .col_expr(packs::Column::Frozen, Expr::value(after.frozen))
+        .col_expr(packs::Column::TermCount, Expr::value(i32::try_from(after.term.count).unwrap_or(i32::MAX)))
+        .col_expr(packs::Column::ExpiresAt, Expr::value(millis(after.expires_at)))
+        .col_expr(packs::Column::PackageExpiredAt, Expr::value(after.package_expired_at.map(millis)))
+        .col_expr(packs::Column::RenewalMethod, Expr::value(after.renewal.as_str()))
+        .col_expr(
+            packs::Column::AutoRenewPeriod,
+            Expr::value(after.auto_renew_period.map(|p| i32::try_from(p).unwrap_or(i32::MAX))),
+        )
+        .col_expr(packs::Column::PricePaid, Expr::value(money_units(after.price_paid)?))
+        .col_expr(packs::Column::Version, Expr::value(before.version + 1))
+        .col_expr(packs::Column::UpdatedAt, Expr::value(millis(now)))
+        .filter(packs::Column::Id.eq(before.id.as_str()))
+        .filter(packs::Column::AccountId.eq(before.account_id))
+        .filter(packs::Column::Version.eq(before.version))
+        .filter(packs::Column::Lifecycle.eq(before.lifecycle.as_str()))
+        .exec(conn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(StoreError::conflict(format!("resource pack {}", before.id)));
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! respack's schema, as sea-orm-migration migrations: the only place the schema changes.
+//! Run automatically when a store connects, and by `cargo xtask migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_tables;
+mod m20261123_000002_seed_catalog;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_tables::Migration), Box::new(m20261123_000002_seed_catalog::Migration)]
+    }
+}
