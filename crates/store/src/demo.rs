@@ -73,8 +73,9 @@ fn base_capacity(unit: &str) -> Decimal {
     Decimal::from(amount)
 }
 
+/// A demo price: two decimals, between 1 and 120 per term unit.
 fn round_money(amount: Decimal) -> Money {
-    Money::new(amount.round_dp(2).max(Decimal::ONE)).unwrap_or(Money::ZERO)
+    Money::new(amount.round_dp(2).clamp(Decimal::ONE, Decimal::from(120))).unwrap_or(Money::ZERO)
 }
 
 fn demo_packs(now: DateTime<Utc>) -> Vec<DemoPack> {
@@ -274,8 +275,8 @@ impl Store {
             let name = login.email.split('@').next().unwrap_or(login.email);
             self.create_user(account, login.email, name, login.password, login.role, &operator, start).await?;
         }
-        self.top_up(acme.id, Money::parse("20000").unwrap_or(Money::ZERO), None, &operator, start).await?;
-        self.top_up(globex.id, Money::parse("8000").unwrap_or(Money::ZERO), None, &operator, start).await?;
+        self.top_up(acme.id, Money::parse("60000").unwrap_or(Money::ZERO), None, &operator, start).await?;
+        self.top_up(globex.id, Money::parse("30000").unwrap_or(Money::ZERO), None, &operator, start).await?;
 
         let customers = [acme.id, globex.id];
         let mut plans = demo_packs(now);

@@ -104,13 +104,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = StoreResult<T>>,
 {
-    const ATTEMPTS: u32 = 8;
+    const ATTEMPTS: u32 = 12;
     let mut attempt = 1;
     loop {
         match operation().await {
             Err(error) if error.is_transient() && attempt < ATTEMPTS => {
                 tracing::debug!(%error, attempt, "retrying after a transient failure");
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 5)).await;
+                let jitter = rand::random::<u64>() % 10;
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
                 attempt += 1;
             }
             result => return result,

@@ -15,7 +15,7 @@ use crate::audit::{self, Actor};
 use crate::bills::{write_bill_line, NewBillLine};
 use crate::error::{StoreError, StoreResult};
 use crate::orders::{self, NewOrder, OrderKind};
-use crate::pack_rows::{insert_pack, load_pack, update_pack};
+use crate::pack_rows::{insert_pack, lock_pack, update_pack};
 use crate::{ids, retrying, Store};
 
 /// How a pack being issued is paid for.
@@ -222,7 +222,7 @@ impl Store {
         let request = serde_json::json!({"pack_id": pack_id, "periods": periods});
         retrying(|| async {
             let tx = self.write().await?;
-            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let before = lock_pack(&*tx, account_ids, pack_id).await?;
             let account_id = before.account_id;
             if let Some(first) = orders::replay(&*tx, account_id, OrderKind::Renewal, client_token, &request).await? {
                 return Ok(first);
@@ -325,7 +325,7 @@ impl Store {
     ) -> StoreResult<Pack> {
         retrying(|| async {
             let tx = self.write().await?;
-            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let before = lock_pack(&*tx, account_ids, pack_id).await?;
             let setting = check_renewal_setting(&before, now, method, auto_renew_period)?;
             let mut after = before.clone();
             after.renewal = setting.method;
@@ -360,7 +360,7 @@ impl Store {
         let request = serde_json::json!({"pack_id": pack_id});
         retrying(|| async {
             let tx = self.write().await?;
-            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let before = lock_pack(&*tx, account_ids, pack_id).await?;
             let account_id = before.account_id;
             if let Some(first) = orders::replay(&*tx, account_id, OrderKind::Refund, client_token, &request).await? {
                 return Ok(first);
@@ -456,7 +456,7 @@ impl Store {
     ) -> StoreResult<Pack> {
         retrying(|| async {
             let tx = self.write().await?;
-            let before = load_pack(&*tx, account_ids, pack_id).await?;
+            let before = lock_pack(&*tx, account_ids, pack_id).await?;
             check_freeze(&before, now, frozen)?;
             let mut after = before.clone();
             after.frozen = frozen;
@@ -482,7 +482,7 @@ impl Store {
     ) -> StoreResult<Option<Lifecycle>> {
         retrying(|| async {
             let tx = self.write().await?;
-            let before = load_pack(&*tx, None, pack_id).await?;
+            let before = lock_pack(&*tx, None, pack_id).await?;
             let target = before.lifecycle_at(now);
             if target == before.lifecycle || before.lifecycle.is_final() {
                 return Ok(None);

@@ -9,7 +9,7 @@ use respack_domain::{
     CapacityItem, DeductionScope, Lifecycle, Pack, PackId, PaymentMode, PaymentModeKind, RenewalMethod, Term, TimeUnit,
 };
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use crate::convert::{instant, millis, money, money_units, parse_stored, quantity, quantity_units};
 use crate::entity::{pack_items, pack_tags, packs};
@@ -94,7 +94,30 @@ pub(crate) async fn load_pack(
     account_ids: Option<&[i64]>,
     pack_id: &str,
 ) -> StoreResult<Pack> {
-    let row = packs::Entity::find_by_id(pack_id.to_owned())
+    load(conn, account_ids, pack_id, false).await
+}
+
+/// [`load_pack`] inside a write transaction: the row stays locked (PostgreSQL) until commit,
+/// so concurrent operations on one pack queue instead of failing their guarded update.
+pub(crate) async fn lock_pack(
+    conn: &impl ConnectionTrait,
+    account_ids: Option<&[i64]>,
+    pack_id: &str,
+) -> StoreResult<Pack> {
+    load(conn, account_ids, pack_id, true).await
+}
+
+async fn load(
+    conn: &impl ConnectionTrait,
+    account_ids: Option<&[i64]>,
+    pack_id: &str,
+    lock: bool,
+) -> StoreResult<Pack> {
+    let mut query = packs::Entity::find_by_id(pack_id.to_owned());
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let row = query
         .one(conn)
         .await?
         .filter(|row| account_ids.is_none_or(|ids| ids.contains(&row.account_id)))

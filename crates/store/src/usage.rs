@@ -129,6 +129,10 @@ async fn candidates(conn: &impl ConnectionTrait, record: &UsageRecord) -> StoreR
         .filter(packs::Column::Frozen.eq(false))
         .filter(packs::Column::EffectiveAt.lte(at))
         .filter(packs::Column::ExpiresAt.gt(at))
+        // On PostgreSQL, concurrent batches queue on the packs they share instead of
+        // conflicting (SQLite has one writer anyway).
+        .order_by_asc(packs::Column::Id)
+        .lock_exclusive()
         .all(conn)
         .await?;
     hydrate(conn, rows).await

@@ -1,0 +1,12 @@
+//! The store test suite: every test runs on SQLite and on PostgreSQL.
+
+mod harness;
+
+mod fixtures;
+
+mod accounts;
+mod catalog_and_settings;
+mod demo;
+mod pack_ops;
+mod packs;
+mod usage;

@@ -1,0 +1,256 @@
+//! Recording usage: deduction order, splitting, overage, exhaustion, exactly-once, rollups,
+//! bad input, and concurrent writers.
+
+use chrono::{Duration, NaiveDate};
+use respack_domain::rust_decimal::Decimal;
+use respack_domain::{BillActionType, Lifecycle, PaymentMode, TimeUnit};
+use respack_store::{Charge, DeductionFilter, Store, StoreError};
+
+use crate::fixtures::*;
+
+async fn usage_spans_packs_in_expiry_order_then_overflows(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let issue = |months: u32, capacity: &'static str| {
+        let spec = mps_spec(PaymentMode::TotalDecrement, months, capacity, t0() - Duration::days(1));
+        async move {
+            store
+                .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0() - Duration::days(1))
+                .await
+                .unwrap()
+                .pack_id
+        }
+    };
+    let later = issue(12, "100").await;
+    let sooner = issue(3, "30").await;
+
+    let outcomes = store.record_usage(account.id, &[usage("u-1", "50", t0())], t0()).await.unwrap();
+    assert_eq!((outcomes[0].deducted, outcomes[0].overage, outcomes[0].replayed), (dec("50"), Decimal::ZERO, false));
+    let rows =
+        store.list_deductions(&DeductionFilter { account_ids: vec![account.id], ..Default::default() }).await.unwrap();
+    let mut lines: Vec<_> = rows.items.iter().map(|d| (d.pack_id.clone(), d.amount, d.before, d.after)).collect();
+    lines.sort_by_key(|line| line.0 != sooner);
+    assert_eq!(
+        lines,
+        vec![
+            (sooner.clone(), dec("30"), Some(dec("30")), Some(Decimal::ZERO)),
+            (later.clone(), dec("20"), Some(dec("100")), Some(dec("80"))),
+        ]
+    );
+    let drained = store.pack(None, &sooner).await.unwrap();
+    assert_eq!((drained.lifecycle, drained.package_expired_at), (Lifecycle::Exhausted, Some(t0())));
+
+    let over = store
+        .record_usage(account.id, &[usage("u-2", "100.5", t0() + Duration::minutes(1))], t0() + Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!((over[0].deducted, over[0].overage), (dec("80"), dec("20.5")));
+    assert_eq!(over[0].overage_cost, money("0.15375"), "20.5 minutes at 0.0075");
+    let bills = store.bill_lines(account.id, "2026-03").await.unwrap();
+    let overage = bills.iter().find(|b| b.action_type == BillActionType::DailySettlement).unwrap();
+    assert_eq!((overage.total_cost, overage.pay_mode.as_str()), (money("0.15375"), "postPay"));
+    assert_eq!(store.pack(None, &later).await.unwrap().lifecycle, Lifecycle::Exhausted);
+}
+
+async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", t0() - Duration::days(1));
+    let pack_id = store
+        .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0() - Duration::days(1))
+        .await
+        .unwrap()
+        .pack_id;
+    let first = store.record_usage(account.id, &[usage("same", "10", t0())], t0()).await.unwrap();
+    let again =
+        store.record_usage(account.id, &[usage("same", "10", t0()), usage("new", "1", t0())], t0()).await.unwrap();
+    assert!(again[0].replayed);
+    assert_eq!((again[0].usage_record_id, again[0].deducted), (first[0].usage_record_id, dec("10")));
+    assert!(!again[1].replayed);
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!(pack.items[0].remaining, dec("89"));
+    let all = DeductionFilter { account_ids: vec![account.id], ..Default::default() };
+    assert_eq!(store.list_deductions(&all).await.unwrap().total, 2);
+}
+
+async fn period_packs_deduct_per_cycle_and_roll_up_per_day(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let start = at("2026-03-01T00:00:00Z");
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Day), 3, "10", start);
+    let pack_id = store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), start).await.unwrap().pack_id;
+    let day = |d: i64, h: i64| start + Duration::days(d) + Duration::hours(h);
+    let batch = [
+        usage("d0-a", "4", day(0, 1)),
+        usage("d0-b", "4", day(0, 2)),
+        usage("d1-a", "7", day(1, 1)),
+        usage("d0-late", "1", day(0, 3)),
+        usage("d2-a", "12", day(2, 1)),
+    ];
+    let outcomes = store.record_usage(account.id, &batch, day(2, 2)).await.unwrap();
+    let summary: Vec<_> = outcomes.iter().map(|o| (o.deducted, o.overage)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (dec("4"), dec("0")),
+            (dec("4"), dec("0")),
+            (dec("7"), dec("0")),
+            (dec("0"), dec("1")), // day 0 closed once day 1 was deducted
+            (dec("10"), dec("2")),
+        ]
+    );
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().lifecycle, Lifecycle::Exhausted, "final period drained");
+
+    let daily = store
+        .daily_usage(
+            &[account.id],
+            Some(&pack_id),
+            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 3, 3).unwrap(),
+        )
+        .await
+        .unwrap();
+    let totals: Vec<_> = daily.iter().map(|d| (d.day.to_string(), d.usage_type.clone(), d.amount, d.records)).collect();
+    assert_eq!(
+        totals,
+        vec![
+            ("2026-03-01".into(), "general".into(), dec("8"), 2),
+            ("2026-03-02".into(), "general".into(), dec("7"), 1),
+            ("2026-03-03".into(), "general".into(), dec("10"), 1),
+        ]
+    );
+    let window = DeductionFilter {
+        account_ids: vec![account.id],
+        pack_id: Some(pack_id.clone()),
+        from: Some(day(1, 0)),
+        to: Some(day(2, 0)),
+        ..Default::default()
+    };
+    let in_window = store.list_deductions(&window).await.unwrap();
+    assert_eq!(in_window.total, 1);
+    assert_eq!((in_window.items[0].before, in_window.items[0].after), (Some(dec("10")), Some(dec("3"))));
+}
+
+async fn frozen_scoped_and_unlimited_packs_deduct_by_their_rules(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let mut scoped = mps_spec(PaymentMode::TotalDecrement, 12, "100", issued_at);
+    scoped.scope.0.insert("region".into(), ["ap-beijing".to_owned()].into());
+    let scoped =
+        store.issue_pack(account.id, scoped, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    let frozen = mps_spec(PaymentMode::TotalDecrement, 1, "100", issued_at);
+    let frozen =
+        store.issue_pack(account.id, frozen, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    store.set_frozen(None, &frozen, true, &operator(), issued_at).await.unwrap();
+    let unlimited = mps_spec(PaymentMode::Unlimited, 1, "0", issued_at);
+    let unlimited =
+        store.issue_pack(account.id, unlimited, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+
+    let outcome = store.record_usage(account.id, &[usage("x", "500", t0())], t0()).await.unwrap();
+    assert_eq!((outcome[0].deducted, outcome[0].overage), (dec("500"), Decimal::ZERO));
+    let rows =
+        store.list_deductions(&DeductionFilter { account_ids: vec![account.id], ..Default::default() }).await.unwrap();
+    assert_eq!(rows.items.len(), 1);
+    assert_eq!((rows.items[0].pack_id.as_str(), rows.items[0].before), (unlimited.as_str(), None));
+    assert_eq!(store.pack(None, &scoped).await.unwrap().items[0].remaining, dec("100"), "region not in scope");
+    assert_eq!(store.pack(None, &frozen).await.unwrap().items[0].remaining, dec("100"), "frozen");
+}
+
+async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", t0() - Duration::days(1));
+    let pack_id = store
+        .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0() - Duration::days(1))
+        .await
+        .unwrap()
+        .pack_id;
+    let good = usage("good", "1", t0());
+    let mut unknown = usage("unknown", "1", t0());
+    unknown.subproduct = "sp_nothing".into();
+    let mut wrong_product = usage("wrong", "1", t0());
+    wrong_product.product = "p_clb".into();
+    let zero = usage("zero", "0", t0());
+    let negative = usage("negative", "-2", t0());
+    let too_precise = usage("precise", "0.0000001", t0());
+    let future = usage("future", "1", t0() + Duration::hours(1));
+    let cases = [
+        (vec![good.clone(), unknown], "unknown subproduct"),
+        (vec![good.clone(), wrong_product], "belongs to product"),
+        (vec![good.clone(), zero], "greater than zero"),
+        (vec![good.clone(), negative], "greater than zero"),
+        (vec![good.clone(), too_precise], "decimal places"),
+        (vec![good.clone(), future], "in the future"),
+        (vec![good.clone(), good.clone()], "appears twice"),
+    ];
+    for (batch, reason) in cases {
+        let error = store.record_usage(account.id, &batch, t0()).await.unwrap_err();
+        assert!(matches!(error, StoreError::InvalidInput(_)), "{error:?}");
+        assert!(error.to_string().contains(reason), "{error} should say {reason}");
+    }
+    let too_many: Vec<_> = (0..1001).map(|n| usage(&format!("k{n}"), "1", t0())).collect();
+    assert!(store.record_usage(account.id, &too_many, t0()).await.unwrap_err().to_string().contains("at most 1000"));
+    assert!(matches!(store.record_usage(987_654, &[good], t0()).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().items[0].remaining, dec("100"), "nothing deducted");
+    let all = DeductionFilter { account_ids: vec![account.id], ..Default::default() };
+    assert_eq!(store.list_deductions(&all).await.unwrap().total, 0);
+}
+
+async fn concurrent_writers_never_overdraw_or_lose_usage(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let mut packs = Vec::new();
+    for capacity in ["50", "75", "100"] {
+        let spec = mps_spec(PaymentMode::TotalDecrement, 12, capacity, issued_at);
+        packs.push(
+            store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id,
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..6 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for batch in 0..5 {
+                let records: Vec<_> = (0..4)
+                    .map(|n| usage(&format!("c{client}-b{batch}-{n}"), "3.5", t0() + Duration::seconds(n)))
+                    .collect();
+                store.record_usage(account.id, &records, t0() + Duration::minutes(1)).await.unwrap();
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    let all = DeductionFilter { account_ids: vec![account.id], limit: 1000, ..Default::default() };
+    let deducted: Decimal = store.list_deductions(&all).await.unwrap().items.iter().map(|d| d.amount).sum();
+    let bills = store.bill_lines(account.id, "2026-03").await.unwrap();
+    let overage_lines = bills.iter().filter(|b| b.action_type == BillActionType::DailySettlement).count();
+    assert_eq!(deducted, dec("225"), "every pack drained exactly");
+    assert!(overage_lines > 0);
+    let total_quantity = dec("3.5") * Decimal::from(6 * 5 * 4);
+    let overage: Decimal = {
+        let mut sum = Decimal::ZERO;
+        for client in 0..6 {
+            for batch in 0..5 {
+                let records: Vec<_> = (0..4)
+                    .map(|n| usage(&format!("c{client}-b{batch}-{n}"), "3.5", t0() + Duration::seconds(n)))
+                    .collect();
+                for outcome in store.record_usage(account.id, &records, t0() + Duration::minutes(2)).await.unwrap() {
+                    assert!(outcome.replayed);
+                    sum += outcome.overage;
+                }
+            }
+        }
+        sum
+    };
+    assert_eq!(deducted + overage, total_quantity, "deductions plus overage equal the usage");
+    for pack_id in &packs {
+        let pack = store.pack(None, pack_id).await.unwrap();
+        assert_eq!((pack.items[0].remaining, pack.lifecycle), (Decimal::ZERO, Lifecycle::Exhausted));
+    }
+}
+
+crate::on_both_backends!(
+    usage_spans_packs_in_expiry_order_then_overflows,
+    a_repeated_idempotency_key_changes_nothing,
+    period_packs_deduct_per_cycle_and_roll_up_per_day,
+    frozen_scoped_and_unlimited_packs_deduct_by_their_rules,
+    bad_usage_is_refused_with_a_reason_and_writes_nothing,
+    concurrent_writers_never_overdraw_or_lose_usage,
+);
