@@ -5,6 +5,7 @@
 //! `dist`), give it a module with a `run(args)` function, an arm in [`main`] and a line in
 //! [`USAGE`].
 
+mod db_cmd;
 mod pg_cluster;
 mod test_cmd;
 
@@ -17,7 +18,12 @@ commands:
   test [cargo test args...]   run every test suite: `cargo test --workspace --all-targets`,
                               with a throwaway PostgreSQL for the store's PostgreSQL suite
                               (or the one in RESPACK_TEST_DATABASE_URL)
+  migrate                     apply pending migrations to the configured database
+  seed                        migrate, then fill the database with demo data (once) and
+                              print the demo logins, an API key and a summary
   help                        print this message
+
+the database is RESPACK_DATABASE_URL (default: SQLite at ./data/respack.db); see README.md
 
 environment for `test`:
   RESPACK_TEST_DATABASE_URL   use this PostgreSQL instead of starting a throwaway cluster
@@ -31,6 +37,8 @@ fn main() -> ExitCode {
 
     let outcome = match command.as_deref() {
         Some("test") => test_cmd::run(&rest),
+        Some("migrate") => db_cmd::migrate(&rest),
+        Some("seed") => db_cmd::seed(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -51,9 +51,7 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
     test_args.push("--all-targets".into());
     test_args.extend_from_slice(cargo_test_args);
 
-    // The cargo that runs us, so a `+toolchain` choice carries over.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cargo_test = sh.cmd(cargo).args(&test_args).quiet();
+    let mut cargo_test = sh.cmd(cargo_bin()).args(&test_args).quiet();
     let mut env_notes = Vec::new();
     if let Some(url) = &database_url {
         cargo_test = cargo_test.env(DATABASE_URL_VAR, url);
@@ -64,6 +62,16 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
         env_notes.push(format!("{REQUIRE_POSTGRES_VAR}=1"));
     }
 
+    if !selects_packages(cargo_test_args) {
+        // Architecture invariant: the domain stays pure and portable, so the web console's
+        // WASM build can share it.
+        println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
+        sh.cmd(&cargo_bin())
+            .args(["build", "--quiet", "-p", "respack-domain", "--target", "wasm32-unknown-unknown"])
+            .run()
+            .context("respack-domain must build for wasm32 (is the target installed? `rustup target add wasm32-unknown-unknown`)")?;
+    }
+
     let env_note = if env_notes.is_empty() { String::new() } else { format!(" (with {})", env_notes.join(", ")) };
     println!("xtask: running cargo {}{env_note}", test_args.join(" "));
     let outcome = cargo_test.run().context("cargo test failed (its output is above)");
@@ -71,6 +79,11 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
         warn_postgres_suite_skipped();
     }
     outcome
+}
+
+/// The cargo that runs us, so a `+toolchain` choice carries over.
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
 fn obtain_test_database(in_ci: bool) -> Result<TestDatabase> {

@@ -18,7 +18,7 @@ use crate::audit::Actor;
 use crate::error::StoreResult;
 use crate::pack_ops::Charge;
 use crate::usage::UsageInput;
-use crate::users::Role;
+use crate::users::{NewUser, Role};
 use crate::{Store, StoreError};
 
 /// A demo sign-in.
@@ -273,7 +273,14 @@ impl Store {
             .await?;
         for (login, account) in DEMO_LOGINS.iter().zip([provider.id, group.id, acme.id, globex.id]) {
             let name = login.email.split('@').next().unwrap_or(login.email);
-            self.create_user(account, login.email, name, login.password, login.role, &operator, start).await?;
+            let new = NewUser {
+                account_id: account,
+                email: login.email,
+                display_name: name,
+                password: login.password,
+                role: login.role,
+            };
+            self.create_user(new, &operator, start).await?;
         }
         self.top_up(acme.id, Money::parse("60000").unwrap_or(Money::ZERO), None, &operator, start).await?;
         self.top_up(globex.id, Money::parse("30000").unwrap_or(Money::ZERO), None, &operator, start).await?;

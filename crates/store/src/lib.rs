@@ -43,7 +43,7 @@ pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
 pub use respack_config::Secret;
 pub use sealing::SealingKey;
 pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome};
-pub use users::{Role, User};
+pub use users::{NewUser, Role, User};
 
 /// The handle both apps hold: a connection pool plus what write transactions need.
 #[derive(Clone)]

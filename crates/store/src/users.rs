@@ -39,6 +39,16 @@ impl Role {
     }
 }
 
+/// A user to add.
+#[derive(Debug, Clone, Copy)]
+pub struct NewUser<'a> {
+    pub account_id: i64,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
@@ -79,16 +89,8 @@ fn hash_password(password: &str) -> StoreResult<String> {
 
 impl Store {
     /// Adds a user to an account. Passwords need 8 characters at least.
-    pub async fn create_user(
-        &self,
-        account_id: i64,
-        email: &str,
-        display_name: &str,
-        password: &str,
-        role: Role,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> StoreResult<User> {
+    pub async fn create_user(&self, new: NewUser<'_>, actor: &Actor, now: DateTime<Utc>) -> StoreResult<User> {
+        let NewUser { account_id, email, display_name, password, role } = new;
         let email = email.trim().to_lowercase();
         if !looks_like_email(&email) {
             return Err(StoreError::invalid(format!("{email:?} is not an email address")));

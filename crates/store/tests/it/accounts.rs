@@ -3,7 +3,7 @@
 use chrono::Duration;
 use chrono_tz::Tz;
 use respack_domain::{Money, RuleViolation};
-use respack_store::{AccountKind, Actor, NewAccount, Role, Store, StoreError};
+use respack_store::{AccountKind, Actor, NewAccount, NewUser, Role, Store, StoreError};
 
 use crate::fixtures::*;
 
@@ -90,7 +90,17 @@ async fn accounts_validate_input_and_link_organizations(store: &Store) {
 async fn users_sign_in_with_argon2_hashes(store: &Store) {
     let account = account_with(store, "Acme", "0").await;
     let user = store
-        .create_user(account.id, " Ops@Acme.Example ", "Ops", "correct horse", Role::OrgAdmin, &operator(), t0())
+        .create_user(
+            NewUser {
+                account_id: account.id,
+                email: " Ops@Acme.Example ",
+                display_name: "Ops",
+                password: "correct horse",
+                role: Role::OrgAdmin,
+            },
+            &operator(),
+            t0(),
+        )
         .await
         .unwrap();
     assert_eq!(user.email, "ops@acme.example");
@@ -98,10 +108,32 @@ async fn users_sign_in_with_argon2_hashes(store: &Store) {
     assert_eq!(store.verify_login("ops@acme.example", "wrong horse").await.unwrap(), None);
     assert_eq!(store.verify_login("nobody@acme.example", "correct horse").await.unwrap(), None);
     let duplicate = store
-        .create_user(account.id, "ops@acme.example", "Again", "another pass", Role::Customer, &operator(), t0())
+        .create_user(
+            NewUser {
+                account_id: account.id,
+                email: "ops@acme.example",
+                display_name: "Again",
+                password: "another pass",
+                role: Role::Customer,
+            },
+            &operator(),
+            t0(),
+        )
         .await;
     assert!(matches!(duplicate, Err(StoreError::InvalidInput(_))), "{duplicate:?}");
-    let short = store.create_user(account.id, "x@acme.example", "X", "short", Role::Customer, &operator(), t0()).await;
+    let short = store
+        .create_user(
+            NewUser {
+                account_id: account.id,
+                email: "x@acme.example",
+                display_name: "X",
+                password: "short",
+                role: Role::Customer,
+            },
+            &operator(),
+            t0(),
+        )
+        .await;
     assert!(matches!(short, Err(StoreError::InvalidInput(_))));
 }
 

@@ -1,6 +1,6 @@
 //! The seeded catalog and per-user column settings.
 
-use respack_store::{Role, Store};
+use respack_store::{NewUser, Role, Store};
 
 use crate::fixtures::*;
 
@@ -17,7 +17,17 @@ async fn migrations_seed_the_whole_catalog(store: &Store) {
 async fn column_settings_are_saved_per_user_and_page(store: &Store) {
     let account = account_with(store, "Acme", "0").await;
     let user = store
-        .create_user(account.id, "a@acme.example", "A", "password1", Role::Customer, &operator(), t0())
+        .create_user(
+            NewUser {
+                account_id: account.id,
+                email: "a@acme.example",
+                display_name: "A",
+                password: "password1",
+                role: Role::Customer,
+            },
+            &operator(),
+            t0(),
+        )
         .await
         .unwrap();
     assert_eq!(store.columns(user.id, "packs").await.unwrap(), None, "all columns by default");
