@@ -66,7 +66,7 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
         // Architecture invariant: the domain stays pure and portable, so the web console's
         // WASM build can share it.
         println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
-        sh.cmd(&cargo_bin())
+        sh.cmd(cargo_bin())
             .args(["build", "--quiet", "-p", "respack-domain", "--target", "wasm32-unknown-unknown"])
             .run()
             .context("respack-domain must build for wasm32 (is the target installed? `rustup target add wasm32-unknown-unknown`)")?;
