@@ -8,6 +8,7 @@
 pub mod bill;
 pub mod catalog;
 pub mod deduction;
+pub mod fields;
 pub mod money;
 pub mod pack;
 pub mod rules;
@@ -25,6 +26,7 @@ pub use rust_decimal;
 
 pub use bill::{BillActionType, PayMode};
 pub use deduction::{apply_plan, plan_deduction, DeductionPlan, PlannedDeduction, UsageError, UsageRecord};
+pub use fields::PackField;
 pub use money::{Money, PrecisionError};
 pub use pack::{
     CapacityItem, DeductionScope, Pack, PackError, PackId, PackSpec, PaymentMode, PaymentModeKind, RenewalMethod, Term,
