@@ -264,6 +264,7 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(big_integer(BillLines::FeeEndAt))
             .col(big_integer(BillLines::PayTime))
             .col(string_null(BillLines::OperateUserId))
+            .col(string_null(BillLines::SettlementKey))
             .col(big_integer(BillLines::CreatedAt))
             .to_owned(),
         Table::create()
@@ -360,6 +361,7 @@ fn indexes() -> Vec<IndexCreateStatement> {
             cols![BillLines::AccountId, BillLines::BillMonth, BillLines::ResourceId],
             false,
         ),
+        index("ux_bill_lines_settlement", BillLines::Table, cols![BillLines::SettlementKey], true),
         index("ix_outbox_due", Outbox::Table, cols![Outbox::Status, Outbox::NextAttemptAt], false),
         index("ix_audit_account", AuditLog::Table, cols![AuditLog::AccountId, AuditLog::CreatedAt], false),
     ]
@@ -586,6 +588,7 @@ enum BillLines {
     FeeEndAt,
     PayTime,
     OperateUserId,
+    SettlementKey,
     CreatedAt,
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use respack_domain::{BillActionType, Money, PayMode};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::convert::{instant, millis, money, money_units, parse_stored};
@@ -58,6 +59,22 @@ pub(crate) struct NewBillLine<'a> {
     pub operator: Option<&'a str>,
 }
 
+/// A day's pay-as-you-go charge for one subproduct of one account ("Daily settlement"):
+/// charges with the same key add up on one bill line.
+pub(crate) struct Settlement {
+    pub key: String,
+    pub account_id: i64,
+    pub zone_of_account: Tz,
+    pub resource_id: String,
+    pub resource_name: String,
+    pub business_code: String,
+    pub product_code: String,
+    pub config_desc: String,
+    pub cost: Money,
+    pub day_start: DateTime<Utc>,
+    pub day_end: DateTime<Utc>,
+}
+
 pub(crate) fn bill_month(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone).format("%Y-%m").to_string()
 }
@@ -67,7 +84,67 @@ pub(crate) async fn write_bill_line(
     line: NewBillLine<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    bill_lines::ActiveModel {
+    to_active(line, None, now)?.insert(conn).await?;
+    Ok(())
+}
+
+/// Adds settlements to their day's bill lines, creating the lines that do not exist yet.
+pub(crate) async fn add_settlements(
+    conn: &impl ConnectionTrait,
+    settlements: Vec<Settlement>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if settlements.is_empty() {
+        return Ok(());
+    }
+    let rows = settlements
+        .iter()
+        .map(|settlement| {
+            let line = NewBillLine {
+                account_id: settlement.account_id,
+                zone_of_account: settlement.zone_of_account,
+                resource_id: &settlement.resource_id,
+                resource_name: &settlement.resource_name,
+                order_id: None,
+                action_type: BillActionType::DailySettlement,
+                business_code: &settlement.business_code,
+                product_code: &settlement.product_code,
+                region: "-",
+                zone: "-",
+                config_desc: settlement.config_desc.clone(),
+                total_cost: settlement.cost,
+                cash_pay_amount: settlement.cost,
+                fee_begin_at: settlement.day_start,
+                fee_end_at: settlement.day_end,
+                pay_time: settlement.day_start,
+                operator: None,
+            };
+            to_active(line, Some(settlement.key.clone()), now)
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    for chunk in rows.chunks(500) {
+        bill_lines::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(bill_lines::Column::SettlementKey)
+                    .value(bill_lines::Column::TotalCost, Expr::cust("bill_lines.total_cost + excluded.total_cost"))
+                    .value(
+                        bill_lines::Column::CashPayAmount,
+                        Expr::cust("bill_lines.cash_pay_amount + excluded.cash_pay_amount"),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn to_active(
+    line: NewBillLine<'_>,
+    settlement_key: Option<String>,
+    now: DateTime<Utc>,
+) -> StoreResult<bill_lines::ActiveModel> {
+    Ok(bill_lines::ActiveModel {
         account_id: Set(line.account_id),
         bill_month: Set(bill_month(line.pay_time, line.zone_of_account)),
         resource_id: Set(line.resource_id.to_owned()),
@@ -86,12 +163,10 @@ pub(crate) async fn write_bill_line(
         fee_end_at: Set(millis(line.fee_end_at)),
         pay_time: Set(millis(line.pay_time)),
         operate_user_id: Set(line.operator.map(str::to_owned)),
+        settlement_key: Set(settlement_key),
         created_at: Set(millis(now)),
         ..Default::default()
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
+    })
 }
 
 impl Store {

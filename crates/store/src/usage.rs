@@ -6,19 +6,17 @@
 //! values the plan was made from, so a concurrent writer makes the batch retry instead of
 //! overdrawing. Overage is priced at the subproduct's list price into a pay-as-you-go bill line.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
-use respack_domain::{apply_plan, plan_deduction, BillActionType, LifecycleEvent, Money, Pack, UsageRecord};
+use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId, UsageRecord};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use crate::accounts::load_account;
-use crate::bills::{write_bill_line, NewBillLine};
+use crate::accounts::{load_account, Account};
+use crate::bills::{add_settlements, Settlement};
 use crate::catalog::CatalogSubproduct;
 use crate::convert::{instant, millis, money, money_units, quantity, quantity_units};
 use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
@@ -98,10 +96,17 @@ pub struct DailyUsage {
     pub records: i64,
 }
 
+/// A record that passed every check, with what it needs for planning.
 struct CheckedRecord<'a> {
     input: &'a UsageInput,
     record: UsageRecord,
-    subproduct: CatalogSubproduct,
+    subproduct: &'a CatalogSubproduct,
+}
+
+/// Everything a batch needs that does not change while it is written.
+struct BatchContext {
+    accounts: HashMap<i64, Account>,
+    subproducts: HashMap<String, CatalogSubproduct>,
 }
 
 fn to_deduction_row(row: deductions::Model) -> StoreResult<DeductionRow> {
@@ -120,17 +125,65 @@ fn to_deduction_row(row: deductions::Model) -> StoreResult<DeductionRow> {
     })
 }
 
-async fn candidates(conn: &impl ConnectionTrait, record: &UsageRecord) -> StoreResult<Vec<Pack>> {
-    let at = millis(record.occurred_at);
+/// Checks a whole batch before anything is written: known accounts and subproducts, valid
+/// quantities and times, keys unique within the batch.
+fn check_usage<'a>(
+    context: &'a BatchContext,
+    records: &[(i64, &'a UsageInput)],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<CheckedRecord<'a>>> {
+    let mut keys = HashSet::new();
+    let mut checked = Vec::with_capacity(records.len());
+    for (index, (account_id, input)) in records.iter().enumerate() {
+        let at =
+            |message: String| StoreError::invalid(format!("record {index} ({}): {message}", input.idempotency_key));
+        if input.idempotency_key.is_empty() || input.idempotency_key.len() > 128 {
+            return Err(at("the idempotency key must be 1 to 128 characters".into()));
+        }
+        if !keys.insert((*account_id, input.idempotency_key.as_str())) {
+            return Err(at("the idempotency key appears twice in this batch".into()));
+        }
+        let subproduct = context
+            .subproducts
+            .get(&input.subproduct)
+            .ok_or_else(|| at(format!("unknown subproduct {:?}; see the catalog for valid codes", input.subproduct)))?;
+        if subproduct.product_code != input.product {
+            return Err(at(format!("subproduct {} belongs to product {}", subproduct.code, subproduct.product_code)));
+        }
+        let record = UsageRecord {
+            account_id: *account_id,
+            product: input.product.clone(),
+            subproduct: input.subproduct.clone(),
+            usage_type: input.usage_type.clone().filter(|t| !t.is_empty()),
+            unit: input.unit.clone().unwrap_or_else(|| subproduct.unit.clone()),
+            attributes: input.attributes.clone(),
+            quantity: input.quantity,
+            occurred_at: input.occurred_at,
+        };
+        record.validate(now).map_err(|error| at(error.to_string()))?;
+        quantity_units(record.quantity).map_err(|error| at(error.to_string()))?;
+        checked.push(CheckedRecord { input, record, subproduct });
+    }
+    Ok(checked)
+}
+
+/// The packs any fresh record of the batch could deduct from, locked (PostgreSQL) in ID order
+/// so that concurrent batches queue on shared packs and never deadlock on them.
+async fn candidates(conn: &impl ConnectionTrait, records: &[&CheckedRecord<'_>]) -> StoreResult<Vec<Pack>> {
+    let (Some(first), Some(last)) =
+        (records.iter().map(|r| r.record.occurred_at).min(), records.iter().map(|r| r.record.occurred_at).max())
+    else {
+        return Ok(Vec::new());
+    };
+    let accounts: BTreeSet<i64> = records.iter().map(|r| r.record.account_id).collect();
+    let subproducts: BTreeSet<&str> = records.iter().map(|r| r.record.subproduct.as_str()).collect();
     let rows = packs::Entity::find()
-        .filter(packs::Column::AccountId.eq(record.account_id))
-        .filter(packs::Column::SubproductCode.eq(record.subproduct.as_str()))
+        .filter(packs::Column::AccountId.is_in(accounts))
+        .filter(packs::Column::SubproductCode.is_in(subproducts))
         .filter(packs::Column::Lifecycle.is_in(["inactive", "valid"]))
         .filter(packs::Column::Frozen.eq(false))
-        .filter(packs::Column::EffectiveAt.lte(at))
-        .filter(packs::Column::ExpiresAt.gt(at))
-        // On PostgreSQL, concurrent batches queue on the packs they share instead of
-        // conflicting (SQLite has one writer anyway).
+        .filter(packs::Column::EffectiveAt.lte(millis(last)))
+        .filter(packs::Column::ExpiresAt.gt(millis(first)))
         .order_by_asc(packs::Column::Id)
         .lock_exclusive()
         .all(conn)
@@ -138,7 +191,7 @@ async fn candidates(conn: &impl ConnectionTrait, record: &UsageRecord) -> StoreR
     hydrate(conn, rows).await
 }
 
-/// Writes one item's new remaining if it still holds what the plan saw.
+/// Writes one item's new state if it still holds what the batch read.
 async fn write_item(conn: &impl ConnectionTrait, seen: &Pack, now_pack: &Pack, position: usize) -> StoreResult<()> {
     let old = &seen.items[position];
     let new = &now_pack.items[position];
@@ -160,8 +213,30 @@ async fn write_item(conn: &impl ConnectionTrait, seen: &Pack, now_pack: &Pack, p
     Ok(())
 }
 
-async fn replayed(conn: &impl ConnectionTrait, row: usage_records::Model) -> StoreResult<UsageOutcome> {
+/// Usage records already stored under the batch's keys, by (account, key).
+async fn stored_records(
+    conn: &impl ConnectionTrait,
+    checked: &[CheckedRecord<'_>],
+) -> StoreResult<HashMap<(i64, String), usage_records::Model>> {
+    let mut found = HashMap::new();
+    for chunk in checked.chunks(500) {
+        let accounts: BTreeSet<i64> = chunk.iter().map(|c| c.record.account_id).collect();
+        let keys: Vec<&str> = chunk.iter().map(|c| c.input.idempotency_key.as_str()).collect();
+        let rows = usage_records::Entity::find()
+            .filter(usage_records::Column::AccountId.is_in(accounts))
+            .filter(usage_records::Column::IdempotencyKey.is_in(keys))
+            .all(conn)
+            .await?;
+        for row in rows {
+            found.insert((row.account_id, row.idempotency_key.clone()), row);
+        }
+    }
+    Ok(found)
+}
+
+async fn replayed(conn: &impl ConnectionTrait, row: &usage_records::Model) -> StoreResult<UsageOutcome> {
     let deducted: i64 = deductions::Entity::find()
+        .filter(deductions::Column::AccountId.eq(row.account_id))
         .filter(deductions::Column::UsageRecordId.eq(row.id))
         .all(conn)
         .await?
@@ -169,13 +244,33 @@ async fn replayed(conn: &impl ConnectionTrait, row: usage_records::Model) -> Sto
         .map(|d| d.amount)
         .sum();
     Ok(UsageOutcome {
-        idempotency_key: row.idempotency_key,
+        idempotency_key: row.idempotency_key.clone(),
         usage_record_id: row.id,
         deducted: quantity(deducted),
         overage: quantity(row.overage),
         overage_cost: money(row.overage_cost),
         replayed: true,
     })
+}
+
+/// The local day containing `at`, with its start and end instants.
+fn local_day(at: DateTime<Utc>, zone: Tz) -> (NaiveDate, DateTime<Utc>, DateTime<Utc>) {
+    let day = at.with_timezone(&zone).date_naive();
+    let start_of = |date: NaiveDate| {
+        zone.from_local_datetime(&date.and_time(NaiveTime::MIN)).earliest().map_or(at, |t| t.with_timezone(&Utc))
+    };
+    let next = day.succ_opt().unwrap_or(day);
+    (day, start_of(day), start_of(next))
+}
+
+/// What planning a batch produced, before it is written.
+#[derive(Default)]
+struct BatchWrites {
+    records: Vec<usage_records::ActiveModel>,
+    /// Deductions with the position of their record in `records`.
+    deductions: Vec<(usize, deductions::ActiveModel)>,
+    daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
+    settlements: BTreeMap<String, Settlement>,
 }
 
 impl Store {
@@ -186,89 +281,74 @@ impl Store {
         inputs: &[UsageInput],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<UsageOutcome>> {
-        if inputs.is_empty() {
+        let records: Vec<(i64, &UsageInput)> = inputs.iter().map(|input| (account_id, input)).collect();
+        self.record_usage_of_accounts(&records, now).await
+    }
+
+    /// Deducts a batch of usage records of any accounts (a provider's metering system sends
+    /// them mixed), all or nothing: one transaction, a handful of statements per batch.
+    pub async fn record_usage_of_accounts(
+        &self,
+        records: &[(i64, &UsageInput)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<UsageOutcome>> {
+        if records.is_empty() {
             return Ok(Vec::new());
         }
-        if inputs.len() > MAX_BATCH {
+        if records.len() > MAX_BATCH {
             return Err(StoreError::invalid(format!(
                 "a batch holds at most {MAX_BATCH} records (got {}); split it",
-                inputs.len()
+                records.len()
             )));
         }
-        let checked = self.check_usage(account_id, inputs, now).await?;
-        retrying(|| self.record_checked_usage(account_id, &checked, now)).await
+        let context = self.batch_context(records).await?;
+        let checked = check_usage(&context, records, now)?;
+        retrying(|| self.write_usage(&context, &checked, now)).await
     }
 
-    async fn check_usage<'a>(
-        &self,
-        account_id: i64,
-        inputs: &'a [UsageInput],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<CheckedRecord<'a>>> {
-        self.account(account_id).await?;
-        let mut keys = HashSet::new();
-        let mut checked = Vec::with_capacity(inputs.len());
-        for (index, input) in inputs.iter().enumerate() {
-            let at =
-                |message: String| StoreError::invalid(format!("record {index} ({}): {message}", input.idempotency_key));
-            if input.idempotency_key.is_empty() || input.idempotency_key.len() > 128 {
-                return Err(at("the idempotency key must be 1 to 128 characters".into()));
-            }
-            if !keys.insert(input.idempotency_key.as_str()) {
-                return Err(at("the idempotency key appears twice in this batch".into()));
-            }
-            let subproduct = self.subproduct(&input.subproduct).await.map_err(|_| {
-                at(format!("unknown subproduct {:?}; see the catalog for valid codes", input.subproduct))
-            })?;
-            if subproduct.product_code != input.product {
-                return Err(at(format!(
-                    "subproduct {} belongs to product {}",
-                    subproduct.code, subproduct.product_code
-                )));
-            }
-            let record = UsageRecord {
-                account_id,
-                product: input.product.clone(),
-                subproduct: input.subproduct.clone(),
-                usage_type: input.usage_type.clone().filter(|t| !t.is_empty()),
-                unit: input.unit.clone().unwrap_or_else(|| subproduct.unit.clone()),
-                attributes: input.attributes.clone(),
-                quantity: input.quantity,
-                occurred_at: input.occurred_at,
-            };
-            record.validate(now).map_err(|error| at(error.to_string()))?;
-            quantity_units(record.quantity).map_err(|error| at(error.to_string()))?;
-            checked.push(CheckedRecord { input, record, subproduct });
+    async fn batch_context(&self, records: &[(i64, &UsageInput)]) -> StoreResult<BatchContext> {
+        let ids: BTreeSet<i64> = records.iter().map(|(account_id, _)| *account_id).collect();
+        let mut accounts = HashMap::new();
+        for account_id in ids {
+            accounts.insert(account_id, load_account(self.read(), account_id).await?);
         }
-        Ok(checked)
+        let subproducts =
+            self.catalog().await?.into_iter().flat_map(|p| p.subproducts).map(|s| (s.code.clone(), s)).collect();
+        Ok(BatchContext { accounts, subproducts })
     }
 
-    async fn record_checked_usage(
+    async fn write_usage(
         &self,
-        account_id: i64,
+        context: &BatchContext,
         checked: &[CheckedRecord<'_>],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<UsageOutcome>> {
         let tx = self.write().await?;
-        let account = load_account(&*tx, account_id).await?;
-        let mut outcomes = Vec::with_capacity(checked.len());
-        for CheckedRecord { input, record, subproduct } in checked {
-            let existing = usage_records::Entity::find()
-                .filter(usage_records::Column::AccountId.eq(account_id))
-                .filter(usage_records::Column::IdempotencyKey.eq(input.idempotency_key.as_str()))
-                .one(&*tx)
-                .await?;
-            if let Some(row) = existing {
-                outcomes.push(replayed(&*tx, row).await?);
-                continue;
-            }
-            let seen = candidates(&*tx, record).await?;
-            let plan = plan_deduction(record, &seen);
-            let mut after = seen.clone();
-            let changes = apply_plan(&plan, &mut after, record.occurred_at);
+        let stored = stored_records(&*tx, checked).await?;
+        let fresh: Vec<&CheckedRecord<'_>> = checked
+            .iter()
+            .filter(|c| !stored.contains_key(&(c.record.account_id, c.input.idempotency_key.clone())))
+            .collect();
+
+        // Plan every fresh record, in order, against the packs as the records before it left
+        // them, in memory.
+        let seen = candidates(&*tx, &fresh).await?;
+        let mut groups: HashMap<(i64, String), Vec<Pack>> = HashMap::new();
+        for pack in &seen {
+            groups.entry((pack.account_id, pack.subproduct.clone())).or_default().push(pack.clone());
+        }
+        let mut writes = BatchWrites::default();
+        let mut planned: HashMap<(i64, String), UsageOutcome> = HashMap::new();
+        for CheckedRecord { input, record, subproduct } in fresh.iter().copied() {
+            let account = &context.accounts[&record.account_id];
+            let group = groups.entry((record.account_id, record.subproduct.clone())).or_default();
+            let plan = plan_deduction(record, group);
+            apply_plan(&plan, group, record.occurred_at);
             let overage_cost = subproduct.list_price.times(plan.overage);
-            let row = usage_records::ActiveModel {
-                account_id: Set(account_id),
+            let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
+            let position = writes.records.len();
+            writes.records.push(usage_records::ActiveModel {
+                account_id: Set(record.account_id),
                 idempotency_key: Set(input.idempotency_key.clone()),
                 product_code: Set(record.product.clone()),
                 subproduct_code: Set(record.subproduct.clone()),
@@ -281,36 +361,113 @@ impl Store {
                 occurred_at: Set(millis(record.occurred_at)),
                 received_at: Set(millis(now)),
                 ..Default::default()
-            }
-            .insert(&*tx)
-            .await?;
-            let day = record.occurred_at.with_timezone(&account.time_zone).date_naive().to_string();
+            });
             for line in &plan.deductions {
-                let index = seen.iter().position(|pack| pack.id == line.pack_id).expect("planned from these packs");
-                write_item(&*tx, &seen[index], &after[index], line.item).await?;
-                deductions::ActiveModel {
-                    account_id: Set(account_id),
-                    usage_record_id: Set(row.id),
-                    pack_id: Set(line.pack_id.to_string()),
-                    item_position: Set(i32::try_from(line.item).unwrap_or(i32::MAX)),
-                    usage_type: Set(record.usage_type.clone()),
-                    cycle_index: Set(line.cycle_index),
-                    amount: Set(quantity_units(line.amount)?),
-                    before: Set(line.before.map(quantity_units).transpose()?),
-                    after: Set(line.after.map(quantity_units).transpose()?),
-                    deducted_at: Set(millis(record.occurred_at)),
-                    ..Default::default()
+                let amount = quantity_units(line.amount)?;
+                writes.deductions.push((
+                    position,
+                    deductions::ActiveModel {
+                        account_id: Set(record.account_id),
+                        usage_record_id: Set(0),
+                        pack_id: Set(line.pack_id.to_string()),
+                        item_position: Set(i32::try_from(line.item).unwrap_or(i32::MAX)),
+                        usage_type: Set(record.usage_type.clone()),
+                        cycle_index: Set(line.cycle_index),
+                        amount: Set(amount),
+                        before: Set(line.before.map(quantity_units).transpose()?),
+                        after: Set(line.after.map(quantity_units).transpose()?),
+                        deducted_at: Set(millis(record.occurred_at)),
+                        ..Default::default()
+                    },
+                ));
+                let key =
+                    (record.account_id, line.pack_id.to_string(), record.usage_type.clone().unwrap_or_default(), day);
+                let total = writes.daily.entry(key).or_default();
+                total.0 += amount;
+                total.1 += 1;
+            }
+            if plan.overage > Decimal::ZERO {
+                let key = format!("daily:{}:{}:{day}", record.account_id, subproduct.code);
+                let settlement = writes.settlements.entry(key.clone()).or_insert_with(|| Settlement {
+                    key,
+                    account_id: record.account_id,
+                    zone_of_account: account.time_zone,
+                    resource_id: format!("{}-{}", account.uin, subproduct.code),
+                    resource_name: subproduct.name.clone(),
+                    business_code: record.product.clone(),
+                    product_code: subproduct.code.clone(),
+                    config_desc: format!("{}: {} per {}", subproduct.name, subproduct.list_price, subproduct.unit),
+                    cost: Money::ZERO,
+                    day_start,
+                    day_end,
+                });
+                settlement.cost = settlement.cost + overage_cost;
+            }
+            planned.insert(
+                (record.account_id, input.idempotency_key.clone()),
+                UsageOutcome {
+                    idempotency_key: input.idempotency_key.clone(),
+                    usage_record_id: 0,
+                    deducted: plan.deducted(),
+                    overage: plan.overage,
+                    overage_cost,
+                    replayed: false,
+                },
+            );
+        }
+
+        // Write: records and their IDs, deductions, capacity, lifecycle, rollups, settlements.
+        for chunk in writes.records.chunks(500) {
+            usage_records::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*tx).await?;
+        }
+        if !fresh.is_empty() {
+            for row in stored_records(&*tx, checked).await?.into_values() {
+                if let Some(outcome) = planned.get_mut(&(row.account_id, row.idempotency_key)) {
+                    outcome.usage_record_id = row.id;
                 }
-                .insert(&*tx)
-                .await?;
-                usage_daily::Entity::insert(usage_daily::ActiveModel {
-                    account_id: Set(account_id),
-                    pack_id: Set(line.pack_id.to_string()),
-                    usage_type: Set(record.usage_type.clone().unwrap_or_default()),
-                    day: Set(day.clone()),
-                    amount: Set(quantity_units(line.amount)?),
-                    records: Set(1),
-                })
+            }
+        }
+        let record_ids: Vec<i64> = fresh
+            .iter()
+            .map(|c| planned[&(c.record.account_id, c.input.idempotency_key.clone())].usage_record_id)
+            .collect();
+        let deduction_rows: Vec<deductions::ActiveModel> = writes
+            .deductions
+            .into_iter()
+            .map(|(position, mut row)| {
+                row.usage_record_id = Set(record_ids[position]);
+                row
+            })
+            .collect();
+        for chunk in deduction_rows.chunks(500) {
+            deductions::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*tx).await?;
+        }
+        let before_by_id: HashMap<&PackId, &Pack> = seen.iter().map(|pack| (&pack.id, pack)).collect();
+        for pack in groups.values().flatten() {
+            let Some(before) = before_by_id.get(&pack.id) else { continue };
+            for position in 0..pack.items.len() {
+                if pack.items[position] != before.items[position] {
+                    write_item(&*tx, before, pack, position).await?;
+                }
+            }
+            if pack.lifecycle != before.lifecycle {
+                update_pack(&*tx, before, pack, now).await?;
+            }
+        }
+        let daily: Vec<usage_daily::ActiveModel> = writes
+            .daily
+            .into_iter()
+            .map(|((account_id, pack_id, usage_type, day), (amount, records))| usage_daily::ActiveModel {
+                account_id: Set(account_id),
+                pack_id: Set(pack_id),
+                usage_type: Set(usage_type),
+                day: Set(day.to_string()),
+                amount: Set(amount),
+                records: Set(records),
+            })
+            .collect();
+        for chunk in daily.chunks(500) {
+            usage_daily::Entity::insert_many(chunk.to_vec())
                 .on_conflict(
                     OnConflict::columns([
                         usage_daily::Column::AccountId,
@@ -322,60 +479,17 @@ impl Store {
                     .value(usage_daily::Column::Records, Expr::cust("usage_daily.records + excluded.records"))
                     .to_owned(),
                 )
-                .exec(&*tx)
+                .exec_without_returning(&*tx)
                 .await?;
+        }
+        add_settlements(&*tx, writes.settlements.into_values().collect(), now).await?;
+
+        let mut outcomes = Vec::with_capacity(checked.len());
+        for c in checked {
+            match stored.get(&(c.record.account_id, c.input.idempotency_key.clone())) {
+                Some(row) => outcomes.push(replayed(&*tx, row).await?),
+                None => outcomes.push(planned[&(c.record.account_id, c.input.idempotency_key.clone())].clone()),
             }
-            for change in changes.iter().filter(|change| change.exhausted) {
-                let index = seen.iter().position(|pack| pack.id == change.pack_id).expect("planned from these packs");
-                let mut exhausted = seen[index].clone();
-                if exhausted.lifecycle == respack_domain::Lifecycle::Inactive {
-                    exhausted.lifecycle = exhausted.lifecycle.apply(LifecycleEvent::Activate)?;
-                }
-                exhausted.lifecycle = exhausted.lifecycle.apply(LifecycleEvent::Exhaust)?;
-                exhausted.package_expired_at = Some(record.occurred_at);
-                update_pack(&*tx, &seen[index], &exhausted, now).await?;
-            }
-            if plan.overage > Decimal::ZERO {
-                write_bill_line(
-                    &*tx,
-                    NewBillLine {
-                        account_id,
-                        zone_of_account: account.time_zone,
-                        resource_id: &format!("{}-{}", account.uin, subproduct.code),
-                        resource_name: &subproduct.name,
-                        order_id: None,
-                        action_type: BillActionType::DailySettlement,
-                        business_code: &record.product,
-                        product_code: &record.subproduct,
-                        region: record.attributes.get("region").map_or("-", String::as_str),
-                        zone: record.attributes.get("zone").map_or("-", String::as_str),
-                        config_desc: format!(
-                            "{}: {} {} at {} per {}",
-                            subproduct.name,
-                            plan.overage.normalize(),
-                            record.unit,
-                            subproduct.list_price,
-                            subproduct.unit
-                        ),
-                        total_cost: overage_cost,
-                        cash_pay_amount: overage_cost,
-                        fee_begin_at: record.occurred_at,
-                        fee_end_at: record.occurred_at,
-                        pay_time: now,
-                        operator: None,
-                    },
-                    now,
-                )
-                .await?;
-            }
-            outcomes.push(UsageOutcome {
-                idempotency_key: input.idempotency_key.clone(),
-                usage_record_id: row.id,
-                deducted: plan.deducted(),
-                overage: plan.overage,
-                overage_cost,
-                replayed: false,
-            });
         }
         tx.commit().await?;
         Ok(outcomes)

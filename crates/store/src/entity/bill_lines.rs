@@ -25,6 +25,8 @@ pub struct Model {
     pub fee_end_at: i64,
     pub pay_time: i64,
     pub operate_user_id: Option<String>,
+    /// Set on pay-as-you-go settlement lines: one line per account, subproduct and day.
+    pub settlement_key: Option<String>,
     pub created_at: i64,
 }
 

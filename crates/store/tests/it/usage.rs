@@ -246,7 +246,50 @@ async fn concurrent_writers_never_overdraw_or_lose_usage(store: &Store) {
     }
 }
 
+async fn a_mixed_batch_deducts_each_account_and_settles_overage_per_day(store: &Store) {
+    let acme = account_with(store, "Acme", "0").await;
+    let globex = account_with(store, "Globex", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "10", issued_at);
+    let acme_pack =
+        store.issue_pack(acme.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    let batch = [
+        (acme.id, usage("a-1", "6", t0())),
+        (globex.id, usage("g-1", "2", t0())),
+        (acme.id, usage("a-2", "6", t0() + Duration::minutes(1))),
+        (globex.id, usage("g-2", "3", t0() + Duration::minutes(2))),
+    ];
+    let records: Vec<(i64, &respack_store::UsageInput)> =
+        batch.iter().map(|(account, input)| (*account, input)).collect();
+    let outcomes = store.record_usage_of_accounts(&records, t0() + Duration::minutes(5)).await.unwrap();
+    let summary: Vec<_> = outcomes.iter().map(|o| (o.idempotency_key.as_str(), o.deducted, o.overage)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a-1", dec("6"), dec("0")),
+            ("g-1", dec("0"), dec("2")),
+            ("a-2", dec("4"), dec("2")),
+            ("g-2", dec("0"), dec("3"))
+        ]
+    );
+    assert_eq!(store.pack(None, &acme_pack).await.unwrap().lifecycle, Lifecycle::Exhausted);
+    // Globex's two overages on one day are one "Daily settlement" line.
+    let lines = store.bill_lines(globex.id, "2026-03").await.unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0].action_type, lines[0].total_cost), (BillActionType::DailySettlement, money("0.0375")));
+    let more = store
+        .record_usage(globex.id, &[usage("g-3", "1", t0() + Duration::hours(1))], t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(more[0].overage_cost, money("0.0075"));
+    let lines = store.bill_lines(globex.id, "2026-03").await.unwrap();
+    assert_eq!((lines.len(), lines[0].total_cost), (1, money("0.045")));
+    let ids: std::collections::HashSet<i64> = outcomes.iter().map(|o| o.usage_record_id).collect();
+    assert_eq!(ids.len(), 4, "every record got its own ID");
+}
+
 crate::on_both_backends!(
+    a_mixed_batch_deducts_each_account_and_settles_overage_per_day,
     usage_spans_packs_in_expiry_order_then_overflows,
     a_repeated_idempotency_key_changes_nothing,
     period_packs_deduct_per_cycle_and_roll_up_per_day,
