@@ -139,6 +139,22 @@ pub(crate) async fn load_account(conn: &impl ConnectionTrait, account_id: i64) -
     to_account(row)
 }
 
+/// The accounts with these IDs (missing ones are simply absent).
+pub(crate) async fn load_accounts(
+    conn: &impl ConnectionTrait,
+    ids: &std::collections::BTreeSet<i64>,
+) -> StoreResult<Vec<Account>> {
+    let mut found = Vec::with_capacity(ids.len());
+    let ids: Vec<i64> = ids.iter().copied().collect();
+    for chunk in ids.chunks(1000) {
+        let rows = accounts::Entity::find().filter(accounts::Column::Id.is_in(chunk.to_vec())).all(conn).await?;
+        for row in rows {
+            found.push(to_account(row)?);
+        }
+    }
+    Ok(found)
+}
+
 /// Takes `amount` from the balance, refusing (with the balance it saw) when that would go
 /// negative on an account without arrears. Returns the balance after.
 pub(crate) async fn debit(conn: &impl ConnectionTrait, account_id: i64, amount: Money) -> StoreResult<Money> {

@@ -64,25 +64,49 @@ pub(crate) fn to_pack(row: packs::Model, items: &[pack_items::Model], tags: &[pa
     })
 }
 
-/// Loads packs by ID with their items and tags, in the order of `rows`.
+/// Loads packs with their items and tags, in the order of `rows`.
 pub(crate) async fn hydrate(conn: &impl ConnectionTrait, rows: Vec<packs::Model>) -> StoreResult<Vec<Pack>> {
+    load_parts(conn, rows, true).await
+}
+
+/// Loads packs with their items but without tags (the usage path has no use for them).
+pub(crate) async fn hydrate_items(conn: &impl ConnectionTrait, rows: Vec<packs::Model>) -> StoreResult<Vec<Pack>> {
+    load_parts(conn, rows, false).await
+}
+
+async fn load_parts(conn: &impl ConnectionTrait, rows: Vec<packs::Model>, with_tags: bool) -> StoreResult<Vec<Pack>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-    let items = pack_items::Entity::find()
-        .filter(pack_items::Column::PackId.is_in(ids.clone()))
-        .order_by_asc(pack_items::Column::Position)
-        .all(conn)
-        .await?;
-    let tags = pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(ids)).all(conn).await?;
-    let mut items_by_pack: HashMap<&str, Vec<pack_items::Model>> = HashMap::new();
-    for item in &items {
-        items_by_pack.entry(item.pack_id.as_str()).or_default().push(item.clone());
+    let mut items = Vec::with_capacity(ids.len());
+    let mut tags = Vec::new();
+    for chunk in ids.chunks(5000) {
+        items.extend(
+            pack_items::Entity::find()
+                .filter(pack_items::Column::PackId.is_in(chunk.to_vec()))
+                .order_by_asc(pack_items::Column::Position)
+                .all(conn)
+                .await?,
+        );
+        if with_tags {
+            tags.extend(
+                pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(chunk.to_vec())).all(conn).await?,
+            );
+        }
+    }
+    let mut items_by_pack: HashMap<String, Vec<pack_items::Model>> = HashMap::new();
+    for item in items {
+        items_by_pack.entry(item.pack_id.clone()).or_default().push(item);
+    }
+    let mut tags_by_pack: HashMap<String, Vec<pack_tags::Model>> = HashMap::new();
+    for tag in tags {
+        tags_by_pack.entry(tag.pack_id.clone()).or_default().push(tag);
     }
     rows.into_iter()
         .map(|row| {
-            let items = items_by_pack.get(row.id.as_str()).cloned().unwrap_or_default();
+            let items = items_by_pack.remove(&row.id).unwrap_or_default();
+            let tags = tags_by_pack.remove(&row.id).unwrap_or_default();
             to_pack(row, &items, &tags)
         })
         .collect()

@@ -13,15 +13,18 @@ use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId, UsageRecord};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, Statement,
+};
 
-use crate::accounts::{load_account, Account};
+use crate::accounts::{load_accounts, Account};
 use crate::bills::{add_settlements, Settlement};
 use crate::catalog::CatalogSubproduct;
 use crate::convert::{instant, millis, money, money_units, quantity, quantity_units};
-use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
+use crate::entity::{deductions, packs, usage_daily, usage_records};
 use crate::error::{StoreError, StoreResult};
-use crate::pack_rows::{hydrate, update_pack};
+use crate::pack_rows::{hydrate_items, update_pack};
 use crate::packs::{Page, MAX_PAGE};
 use crate::{retrying, Store};
 
@@ -188,27 +191,50 @@ async fn candidates(conn: &impl ConnectionTrait, records: &[&CheckedRecord<'_>])
         .lock_exclusive()
         .all(conn)
         .await?;
-    hydrate(conn, rows).await
+    hydrate_items(conn, rows).await
 }
 
-/// Writes one item's new state if it still holds what the batch read.
-async fn write_item(conn: &impl ConnectionTrait, seen: &Pack, now_pack: &Pack, position: usize) -> StoreResult<()> {
-    let old = &seen.items[position];
-    let new = &now_pack.items[position];
-    let mut update = pack_items::Entity::update_many()
-        .col_expr(pack_items::Column::Remaining, Expr::value(quantity_units(new.remaining)?))
-        .col_expr(pack_items::Column::CycleIndex, Expr::value(new.cycle_index))
-        .col_expr(pack_items::Column::Used, Expr::value(quantity_units(new.used)?))
-        .filter(pack_items::Column::PackId.eq(seen.id.as_str()))
-        .filter(pack_items::Column::Position.eq(i32::try_from(position).unwrap_or(i32::MAX)))
-        .filter(pack_items::Column::Used.eq(quantity_units(old.used)?));
-    if old.capacity.is_some() {
-        update = update
-            .filter(pack_items::Column::Remaining.eq(quantity_units(old.remaining)?))
-            .filter(pack_items::Column::CycleIndex.eq(old.cycle_index));
-    }
-    if update.exec(conn).await?.rows_affected != 1 {
-        return Err(StoreError::conflict(format!("capacity of resource pack {}", seen.id)));
+/// One capacity item's change: where it is, what the batch read, what it writes.
+struct ItemChange<'a> {
+    pack_id: &'a str,
+    position: i64,
+    seen: [i64; 3],
+    new: [i64; 3],
+}
+
+/// Writes every changed item in few statements, each guarded on the values the batch read
+/// (`remaining`, `cycle_index`, `used`): if any item moved under us, the batch retries.
+async fn write_items(conn: &impl ConnectionTrait, changes: &[ItemChange<'_>]) -> StoreResult<()> {
+    let backend = conn.get_database_backend();
+    for chunk in changes.chunks(400) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for change in chunk {
+            let start = values.len();
+            values.push(change.pack_id.into());
+            values.push(change.position.into());
+            values.extend(change.seen.iter().chain(change.new.iter()).map(|v| sea_orm::Value::from(*v)));
+            let marks: Vec<String> = (start..values.len())
+                .map(|n| match backend {
+                    DatabaseBackend::Postgres => format!("${}", n + 1),
+                    _ => "?".to_owned(),
+                })
+                .collect();
+            rows.push(format!("({})", marks.join(", ")));
+        }
+        // VALUES columns are named column1… on both PostgreSQL and SQLite.
+        let sql = format!(
+            "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7, used = v.column8 \
+             FROM (VALUES {}) AS v \
+             WHERE pack_items.pack_id = v.column1 AND pack_items.position = v.column2 \
+             AND pack_items.remaining = v.column3 AND pack_items.cycle_index = v.column4 \
+             AND pack_items.used = v.column5",
+            rows.join(", ")
+        );
+        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("the capacity of a resource pack in this batch"));
+        }
     }
     Ok(())
 }
@@ -308,9 +334,10 @@ impl Store {
 
     async fn batch_context(&self, records: &[(i64, &UsageInput)]) -> StoreResult<BatchContext> {
         let ids: BTreeSet<i64> = records.iter().map(|(account_id, _)| *account_id).collect();
-        let mut accounts = HashMap::new();
-        for account_id in ids {
-            accounts.insert(account_id, load_account(self.read(), account_id).await?);
+        let accounts: HashMap<i64, Account> =
+            load_accounts(self.read(), &ids).await?.into_iter().map(|account| (account.id, account)).collect();
+        if let Some(missing) = ids.iter().find(|id| !accounts.contains_key(id)) {
+            return Err(StoreError::not_found("account", missing));
         }
         let subproducts =
             self.catalog().await?.into_iter().flat_map(|p| p.subproducts).map(|s| (s.code.clone(), s)).collect();
@@ -443,14 +470,23 @@ impl Store {
             deductions::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*tx).await?;
         }
         let before_by_id: HashMap<&PackId, &Pack> = seen.iter().map(|pack| (&pack.id, pack)).collect();
+        let mut item_changes = Vec::new();
         for pack in groups.values().flatten() {
             let Some(before) = before_by_id.get(&pack.id) else { continue };
-            for position in 0..pack.items.len() {
-                if pack.items[position] != before.items[position] {
-                    write_item(&*tx, before, pack, position).await?;
+            for (position, (old, new)) in before.items.iter().zip(&pack.items).enumerate() {
+                if old != new {
+                    item_changes.push(ItemChange {
+                        pack_id: pack.id.as_str(),
+                        position: position as i64,
+                        seen: [quantity_units(old.remaining)?, old.cycle_index, quantity_units(old.used)?],
+                        new: [quantity_units(new.remaining)?, new.cycle_index, quantity_units(new.used)?],
+                    });
                 }
             }
-            if pack.lifecycle != before.lifecycle {
+        }
+        write_items(&*tx, &item_changes).await?;
+        for pack in groups.values().flatten() {
+            if let Some(before) = before_by_id.get(&pack.id).filter(|before| before.lifecycle != pack.lifecycle) {
                 update_pack(&*tx, before, pack, now).await?;
             }
         }
