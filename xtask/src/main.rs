@@ -5,6 +5,7 @@
 //! `dist`), give it a module with a `run(args)` function, an arm in [`main`] and a line in
 //! [`USAGE`].
 
+mod bench;
 mod db_cmd;
 mod pg_cluster;
 mod test_cmd;
@@ -21,6 +22,10 @@ commands:
   migrate                     apply pending migrations to the configured database
   seed                        migrate, then fill the database with demo data (once) and
                               print the demo logins, an API key and a summary
+  bench deduct [--records N] [--accounts N] [--packs N] [--pg-clients N] [--sqlite-clients N]
+                              usage records per second on SQLite and PostgreSQL against a
+                              plain-SQL baseline (default: 10,000 accounts, 100,000 packs,
+                              1,000,000 records, 16 PostgreSQL clients); last line is JSON
   help                        print this message
 
 the database is RESPACK_DATABASE_URL (default: SQLite at ./data/respack.db); see README.md
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Some("test") => test_cmd::run(&rest),
         Some("migrate") => db_cmd::migrate(&rest),
         Some("seed") => db_cmd::seed(&rest),
+        Some("bench") => bench::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

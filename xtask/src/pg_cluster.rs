@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster for test runs: `initdb` into a temp dir, `pg_ctl start` on a
 //! free loopback port, and `pg_ctl stop` plus deletion of the dir when the guard is dropped.
 //!
-//! The cluster trades durability for speed (`fsync=off` and friends): it lives for one test run.
+//! Tests get a cluster that trades durability for speed (`fsync=off` and friends); benchmarks one
+//! with PostgreSQL's durable defaults. Either lives for one run.
 //! `initdb` refuses to run as root, so as root every PostgreSQL binary runs as the `postgres`
 //! user through `runuser`, in a temp dir owned by that user.
 
@@ -86,11 +87,22 @@ pub struct PgCluster {
     /// Owns everything: `data/` (the cluster), `log` (server log) and the Unix socket.
     dir: PathBuf,
     port: u16,
+    durability: Durability,
+}
+
+/// How much the cluster may skip to be fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync=off` and friends: for tests, whose data dies with the run.
+    Throwaway,
+    /// PostgreSQL's defaults (fsync, synchronous commit): for benchmarks that should measure
+    /// what a real deployment pays.
+    Durable,
 }
 
 impl PgCluster {
     /// Creates and starts a fresh cluster, returning once it accepts connections.
-    pub fn start(install: &PgInstall) -> Result<PgCluster> {
+    pub fn start(install: &PgInstall, durability: Durability) -> Result<PgCluster> {
         let sh = Shell::new().context("creating a shell for the PostgreSQL cluster")?;
         let run_as = RunAs::detect(&sh)?;
         remove_abandoned_clusters(&sh, install, run_as);
@@ -98,7 +110,7 @@ impl PgCluster {
         let dir = create_cluster_dir(run_as)?;
         sh.change_dir(&dir);
         // From here on, the guard cleans up whatever the remaining steps leave behind.
-        let mut cluster = PgCluster { sh, install: install.clone(), run_as, dir, port: 0 };
+        let mut cluster = PgCluster { sh, install: install.clone(), run_as, dir, port: 0, durability };
         cluster.port = free_loopback_port()?;
 
         println!("xtask: starting throwaway PostgreSQL {} on 127.0.0.1:{}", cluster.install.version, cluster.port);
@@ -142,9 +154,12 @@ impl PgCluster {
         if socket_dir.contains('\'') {
             bail!("temp dir {socket_dir:?} contains a single quote, which pg_ctl cannot pass on; set TMPDIR elsewhere");
         }
+        let speed = match self.durability {
+            Durability::Throwaway => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            Durability::Durable => "-c shared_buffers=512MB",
+        };
         let server_options = format!(
-            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1 {speed} -c max_connections=200",
             port = self.port
         );
         let pg_ctl = self.run_as.command(&self.sh, &self.install.program("pg_ctl"));

@@ -9,7 +9,7 @@
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::pg_cluster::{PgCluster, PgInstall};
+use crate::pg_cluster::{Durability, PgCluster, PgInstall};
 
 const DATABASE_URL_VAR: &str = "RESPACK_TEST_DATABASE_URL";
 const REQUIRE_POSTGRES_VAR: &str = "RESPACK_REQUIRE_POSTGRES";
@@ -93,7 +93,7 @@ fn obtain_test_database(in_ci: bool) -> Result<TestDatabase> {
         return Ok(TestDatabase::Given(url));
     }
     match PgInstall::find() {
-        Some(install) => Ok(TestDatabase::Throwaway(PgCluster::start(&install)?)),
+        Some(install) => Ok(TestDatabase::Throwaway(PgCluster::start(&install, Durability::Throwaway)?)),
         None if in_ci => bail!(
             "CI=true, but there is no PostgreSQL to test against: no initdb/pg_ctl under \
              /usr/lib/postgresql/*/bin or on PATH, and {DATABASE_URL_VAR} is not set.\n\

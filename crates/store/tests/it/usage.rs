@@ -170,6 +170,7 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
     let negative = usage("negative", "-2", t0());
     let too_precise = usage("precise", "0.0000001", t0());
     let future = usage("future", "1", t0() + Duration::hours(1));
+    let huge = usage("huge", "99999999999999999999", t0());
     let cases = [
         (vec![good.clone(), unknown], "unknown subproduct"),
         (vec![good.clone(), wrong_product], "belongs to product"),
@@ -177,6 +178,7 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
         (vec![good.clone(), negative], "greater than zero"),
         (vec![good.clone(), too_precise], "decimal places"),
         (vec![good.clone(), future], "in the future"),
+        (vec![good.clone(), huge], "too large"),
         (vec![good.clone(), good.clone()], "appears twice"),
     ];
     for (batch, reason) in cases {
