@@ -1,0 +1,115 @@
+//! respack-web: the HTTP server. Today it serves the metering endpoint (`POST /v1/usage`) and
+//! a liveness check; the Leptos console and the Tencent-Cloud-compatible API will be routed
+//! here too. `main.rs` only wires settings and telemetry to [`build`]; tests start the same
+//! [`router`] on port 0 against a throwaway store.
+
+pub mod clock;
+mod metering;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use respack_store::Store;
+use tokio::net::TcpListener;
+
+pub use clock::Clock;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Clock,
+}
+
+/// Every route of the app over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(metering::routes())
+        .layer(axum::middleware::from_fn(telemetry::trace_request))
+        .with_state(state)
+}
+
+/// Liveness only: the process is up and serving.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The app, bound to its address and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+}
+
+/// Opens the store the settings name (running pending migrations) and binds `settings.addr`
+/// (port 0 picks a free port; see [`Application::port`]).
+pub async fn build(settings: &respack_config::Settings) -> anyhow::Result<Application> {
+    let store = Store::open(settings).await.context("cannot open the respack database")?;
+    let listener =
+        TcpListener::bind(&settings.addr).await.with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let address = listener.local_addr().context("the listening socket has no local address")?;
+    Ok(Application { listener, address, state: AppState { store, clock: Clock::system() } })
+}
+
+impl Application {
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight and closes the
+    /// database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(address = %self.address, "respack-web is listening");
+        let store = self.state.store.clone();
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(stop)
+            .await
+            .context("the server failed")?;
+        store.close().await.context("cannot close the database cleanly")?;
+        tracing::info!("respack-web stopped");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (how systemd and container runtimes stop a service).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

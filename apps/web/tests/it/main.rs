@@ -1,0 +1,7 @@
+//! respack-web's integration suite: the app on port 0 against a throwaway store, driven over HTTP.
+
+mod helpers;
+
+mod health;
+mod usage;
+mod usage_errors;
