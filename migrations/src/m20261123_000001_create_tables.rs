@@ -328,9 +328,10 @@ fn indexes() -> Vec<IndexCreateStatement> {
         index("ux_pack_items_position", PackItems::Table, cols![PackItems::PackId, PackItems::Position], true),
         index("ix_pack_tags_key", PackTags::Table, cols![PackTags::AccountId, PackTags::Key, PackTags::Value], false),
         index(
+            // Key first: a batch looks its keys up with `idempotency_key IN (…)`.
             "ux_usage_idempotency",
             UsageRecords::Table,
-            cols![UsageRecords::AccountId, UsageRecords::IdempotencyKey],
+            cols![UsageRecords::IdempotencyKey, UsageRecords::AccountId],
             true,
         ),
         index("ix_usage_time", UsageRecords::Table, cols![UsageRecords::AccountId, UsageRecords::OccurredAt], false),

@@ -54,6 +54,9 @@ pub(crate) async fn connect(url: &str) -> StoreResult<(DatabaseConnection, Optio
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // 64 MiB of page cache per connection: the usage path reads many packs per batch.
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory")
         });
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;

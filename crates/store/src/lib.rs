@@ -42,7 +42,7 @@ pub use pack_ops::{Charge, IssuedPack, RefundReceipt, RenewalReceipt};
 pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
 pub use respack_config::Secret;
 pub use sealing::SealingKey;
-pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome};
+pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome, MAX_BATCH};
 pub use users::{NewUser, Role, User};
 
 /// The handle both apps hold: a connection pool plus what write transactions need.

@@ -170,28 +170,26 @@ fn check_usage<'a>(
     Ok(checked)
 }
 
-/// The packs any fresh record of the batch could deduct from, locked (PostgreSQL) in ID order
-/// so that concurrent batches queue on shared packs and never deadlock on them.
+/// The live packs of every (account, subproduct) in the batch; the domain's `candidate_item`
+/// then applies the time window and scope. On PostgreSQL they are locked in ID order, so
+/// concurrent batches queue on shared packs and never deadlock on them. (Only the columns of
+/// `ix_packs_account_subproduct` are filtered here: with time bounds too, SQLite's planner picks
+/// an index that scans every live pack.)
 async fn candidates(conn: &impl ConnectionTrait, records: &[&CheckedRecord<'_>]) -> StoreResult<Vec<Pack>> {
-    let (Some(first), Some(last)) =
-        (records.iter().map(|r| r.record.occurred_at).min(), records.iter().map(|r| r.record.occurred_at).max())
-    else {
+    if records.is_empty() {
         return Ok(Vec::new());
-    };
+    }
     let accounts: BTreeSet<i64> = records.iter().map(|r| r.record.account_id).collect();
     let subproducts: BTreeSet<&str> = records.iter().map(|r| r.record.subproduct.as_str()).collect();
-    let rows = packs::Entity::find()
+    let mut query = packs::Entity::find()
         .filter(packs::Column::AccountId.is_in(accounts))
         .filter(packs::Column::SubproductCode.is_in(subproducts))
         .filter(packs::Column::Lifecycle.is_in(["inactive", "valid"]))
-        .filter(packs::Column::Frozen.eq(false))
-        .filter(packs::Column::EffectiveAt.lte(millis(last)))
-        .filter(packs::Column::ExpiresAt.gt(millis(first)))
-        .order_by_asc(packs::Column::Id)
-        .lock_exclusive()
-        .all(conn)
-        .await?;
-    hydrate_items(conn, rows).await
+        .filter(packs::Column::Frozen.eq(false));
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        query = query.order_by_asc(packs::Column::Id).lock_exclusive();
+    }
+    hydrate_items(conn, query.all(conn).await?).await
 }
 
 /// One capacity item's change: where it is, what the batch read, what it writes.
@@ -246,15 +244,17 @@ async fn stored_records(
 ) -> StoreResult<HashMap<(i64, String), usage_records::Model>> {
     let mut found = HashMap::new();
     for chunk in checked.chunks(500) {
-        let accounts: BTreeSet<i64> = chunk.iter().map(|c| c.record.account_id).collect();
-        let keys: Vec<&str> = chunk.iter().map(|c| c.input.idempotency_key.as_str()).collect();
-        let rows = usage_records::Entity::find()
-            .filter(usage_records::Column::AccountId.is_in(accounts))
-            .filter(usage_records::Column::IdempotencyKey.is_in(keys))
-            .all(conn)
-            .await?;
+        // By key only (the unique index leads with it), then by account here: two IN lists
+        // would make the database probe their cross product.
+        let wanted: HashSet<(i64, &str)> =
+            chunk.iter().map(|c| (c.record.account_id, c.input.idempotency_key.as_str())).collect();
+        let keys: BTreeSet<&str> = wanted.iter().map(|(_, key)| *key).collect();
+        let rows =
+            usage_records::Entity::find().filter(usage_records::Column::IdempotencyKey.is_in(keys)).all(conn).await?;
         for row in rows {
-            found.insert((row.account_id, row.idempotency_key.clone()), row);
+            if wanted.contains(&(row.account_id, row.idempotency_key.as_str())) {
+                found.insert((row.account_id, row.idempotency_key.clone()), row);
+            }
         }
     }
     Ok(found)

@@ -170,6 +170,8 @@ async fn connect(url: &str) -> Result<DatabaseConnection> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(StdDuration::from_secs(30))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
     });
     Ok(Database::connect(options).await?)
 }
@@ -293,12 +295,10 @@ async fn plain_sql_batch(db: &DatabaseConnection, writer: &Mutex<()>, batch: &Ba
     let subproducts: Vec<&str> = workload::SUBPRODUCTS.iter().map(|(_, s, _)| *s).collect();
 
     // Idempotency check.
-    let mut values: Vec<Value> = accounts.iter().map(|a| Value::from(*a)).collect();
-    values.extend(keys.iter().map(|k| Value::from(k.clone())));
+    let values: Vec<Value> = keys.iter().map(|k| Value::from(k.clone())).collect();
     let sql = format!(
-        "SELECT account_id, idempotency_key FROM usage_records WHERE account_id IN {} AND idempotency_key IN {}",
-        marks(backend, 0, accounts.len()),
-        marks(backend, accounts.len(), keys.len())
+        "SELECT account_id, idempotency_key FROM usage_records WHERE idempotency_key IN {}",
+        marks(backend, 0, keys.len())
     );
     let seen: HashSet<(i64, String)> = tx
         .query_all(Statement::from_sql_and_values(backend, sql, values))
@@ -310,12 +310,12 @@ async fn plain_sql_batch(db: &DatabaseConnection, writer: &Mutex<()>, batch: &Ba
     // Candidates, locked.
     let mut values: Vec<Value> = accounts.iter().map(|a| Value::from(*a)).collect();
     values.extend(subproducts.iter().map(|s| Value::from(*s)));
-    let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE OF p" } else { "" };
+    let lock = if backend == DatabaseBackend::Postgres { "ORDER BY p.id FOR UPDATE OF p" } else { "" };
     let sql = format!(
         "SELECT p.id, p.account_id, p.subproduct_code, i.capacity, i.remaining, i.used, i.cycle_index \
          FROM packs p JOIN pack_items i ON i.pack_id = p.id \
          WHERE p.account_id IN {} AND p.subproduct_code IN {} AND p.lifecycle IN ('inactive', 'valid') \
-         AND p.frozen = false ORDER BY p.id {lock}",
+         AND p.frozen = false {lock}",
         marks(backend, 0, accounts.len()),
         marks(backend, accounts.len(), subproducts.len())
     );
@@ -406,12 +406,10 @@ async fn plain_sql_batch(db: &DatabaseConnection, writer: &Mutex<()>, batch: &Ba
         "",
     )
     .await?;
-    let mut values: Vec<Value> = accounts.iter().map(|a| Value::from(*a)).collect();
-    values.extend(keys.iter().map(|k| Value::from(k.clone())));
+    let values: Vec<Value> = keys.iter().map(|k| Value::from(k.clone())).collect();
     let sql = format!(
-        "SELECT idempotency_key, id FROM usage_records WHERE account_id IN {} AND idempotency_key IN {}",
-        marks(backend, 0, accounts.len()),
-        marks(backend, accounts.len(), keys.len())
+        "SELECT idempotency_key, id FROM usage_records WHERE idempotency_key IN {}",
+        marks(backend, 0, keys.len())
     );
     let record_ids: HashMap<String, i64> = tx
         .query_all(Statement::from_sql_and_values(backend, sql, values))
