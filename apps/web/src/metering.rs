@@ -1,6 +1,7 @@
 //! The metering endpoint, `POST /v1/usage`: a metering system sends a batch of usage records
-//! with its API key (HTTP Basic), and each is deducted from the key's account's packs, exactly
-//! once per idempotency key, all or nothing (`Store::record_usage`).
+//! with its API key (HTTP Basic), and each is deducted from its account's packs — the key's
+//! own, or for an operator's key the UIN a record names — exactly once per idempotency key,
+//! all or nothing (`Store::record_usage_of_accounts`).
 
 mod basic_auth;
 mod records;
@@ -13,7 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use respack_store::StoreError;
+use std::collections::HashMap;
+
+use respack_store::{AccountKind, StoreError, UsageInput};
 
 use crate::AppState;
 use basic_auth::ApiCaller;
@@ -39,6 +42,11 @@ pub(crate) enum MeteringError {
     #[error("{0}")]
     UnknownAccount(String),
     #[error(
+        "this API key may record usage only for its own account (UIN {0}); use an operator's key \
+         to record usage for other accounts"
+    )]
+    Forbidden(String),
+    #[error(
         "the body is larger than {} MiB; send at most 1000 records per request",
         MAX_BODY_BYTES / (1024 * 1024)
     )]
@@ -60,6 +68,7 @@ impl MeteringError {
             MeteringError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             MeteringError::MalformedJson(_) | MeteringError::InvalidUsage(_) => StatusCode::BAD_REQUEST,
             MeteringError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+            MeteringError::Forbidden(_) => StatusCode::FORBIDDEN,
             MeteringError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MeteringError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MeteringError::Conflict(_) => StatusCode::CONFLICT,
@@ -73,6 +82,7 @@ impl MeteringError {
             MeteringError::MalformedJson(_) => "MalformedJson",
             MeteringError::InvalidUsage(_) => "InvalidUsage",
             MeteringError::UnknownAccount(_) => "UnknownAccount",
+            MeteringError::Forbidden(_) => "Forbidden",
             MeteringError::PayloadTooLarge => "PayloadTooLarge",
             MeteringError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             MeteringError::Conflict(_) => "Conflict",
@@ -139,11 +149,47 @@ async fn record_usage(
 ) -> Result<Json<RecordedBatch>, MeteringError> {
     require_json(&headers)?;
     let body = body.map_err(MeteringError::from_body)?;
-    let inputs = records::parse_batch(&body)?;
-    let outcomes = state.store.record_usage(caller.account_id, &inputs, state.clock.now()).await?;
+    let parsed = records::parse_batch(&body)?;
+    let accounts = resolve_accounts(&state, &caller, &parsed).await?;
+    let batch: Vec<(i64, &UsageInput)> = accounts.into_iter().zip(parsed.iter().map(|record| &record.input)).collect();
+    let outcomes = state.store.record_usage_of_accounts(&batch, state.clock.now()).await?;
     let replayed = outcomes.iter().filter(|outcome| outcome.replayed).count();
     tracing::info!(records = outcomes.len(), replayed, "usage batch recorded");
     Ok(Json(RecordedBatch::from(outcomes)))
+}
+
+/// The account of each record: the key's own, or the UIN a record names — which only an
+/// operator's key may do for another account.
+async fn resolve_accounts(
+    state: &AppState,
+    caller: &ApiCaller,
+    records: &[records::ParsedRecord],
+) -> Result<Vec<i64>, MeteringError> {
+    let own = state.store.account(caller.account_id).await?;
+    let mut by_uin: HashMap<&str, i64> = HashMap::from([(own.uin.as_str(), own.id)]);
+    let mut accounts = Vec::with_capacity(records.len());
+    for record in records {
+        let Some(uin) = record.account.as_deref() else {
+            accounts.push(own.id);
+            continue;
+        };
+        if let Some(id) = by_uin.get(uin) {
+            accounts.push(*id);
+            continue;
+        }
+        if own.kind != AccountKind::Operator {
+            return Err(MeteringError::Forbidden(own.uin.clone()));
+        }
+        let account = state.store.account_by_uin(uin).await.map_err(|error| match error {
+            StoreError::NotFound { .. } => MeteringError::UnknownAccount(format!(
+                "there is no account with UIN {uin:?}; nothing in this batch was recorded"
+            )),
+            other => MeteringError::from(other),
+        })?;
+        by_uin.insert(uin, account.id);
+        accounts.push(account.id);
+    }
+    Ok(accounts)
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.

@@ -18,6 +18,10 @@ use super::MeteringError;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageRecordJson {
+    /// The UIN of the account the usage belongs to; defaults to the API key's account. Only an
+    /// operator's key may name another account.
+    #[serde(default)]
+    account: Option<String>,
     idempotency_key: String,
     product: String,
     subproduct: String,
@@ -86,6 +90,19 @@ impl<'de> Deserialize<'de> for Rfc3339 {
     }
 }
 
+/// One parsed record: the account UIN it names (if any) and the usage.
+#[derive(Debug)]
+pub(super) struct ParsedRecord {
+    pub account: Option<String>,
+    pub input: UsageInput,
+}
+
+impl From<UsageRecordJson> for ParsedRecord {
+    fn from(record: UsageRecordJson) -> ParsedRecord {
+        ParsedRecord { account: record.account.clone(), input: UsageInput::from(record) }
+    }
+}
+
 impl From<UsageRecordJson> for UsageInput {
     fn from(record: UsageRecordJson) -> UsageInput {
         UsageInput {
@@ -103,7 +120,7 @@ impl From<UsageRecordJson> for UsageInput {
 
 /// Parses a request body; errors name the record and field (`[2].quantity`) and the line and
 /// column where parsing stopped.
-pub(super) fn parse_batch(body: &[u8]) -> Result<Vec<UsageInput>, MeteringError> {
+pub(super) fn parse_batch(body: &[u8]) -> Result<Vec<ParsedRecord>, MeteringError> {
     let malformed = |path: String, error: serde_json::Error| {
         // A key the parser never finished reading shows as `?`; leave it out.
         let path = path.trim_end_matches(".?").trim_start_matches('?');
@@ -118,7 +135,7 @@ pub(super) fn parse_batch(body: &[u8]) -> Result<Vec<UsageInput>, MeteringError>
         malformed(path, error.into_inner())
     })?;
     deserializer.end().map_err(|error| malformed(".".into(), error))?;
-    Ok(records.into_iter().map(UsageInput::from).collect())
+    Ok(records.into_iter().map(ParsedRecord::from).collect())
 }
 
 /// The 200 answer: one outcome per record, in the order sent.
@@ -186,7 +203,7 @@ mod tests {
 
     fn quantity_of(json: &str) -> Result<Decimal, String> {
         match parse_batch(record(json).as_bytes()) {
-            Ok(inputs) => Ok(inputs[0].quantity),
+            Ok(inputs) => Ok(inputs[0].input.quantity),
             Err(error) => Err(error.to_string()),
         }
     }
@@ -226,7 +243,7 @@ mod tests {
     #[test]
     fn times_take_any_offset_and_become_utc() {
         let inputs = parse_batch(record("1").as_bytes()).unwrap();
-        assert_eq!(inputs[0].occurred_at.to_rfc3339(), "2026-11-23T10:00:00+00:00");
+        assert_eq!(inputs[0].input.occurred_at.to_rfc3339(), "2026-11-23T10:00:00+00:00");
         let bad = record("1").replace("2026-11-23T18:00:00+08:00", "2026-11-23 18:00");
         let error = parse_batch(bad.as_bytes()).unwrap_err().to_string();
         assert!(error.contains("[0].occurred_at") && error.contains("RFC 3339"), "{error}");
@@ -252,8 +269,8 @@ mod tests {
     #[test]
     fn optional_fields_default() {
         let inputs = parse_batch(record("1").as_bytes()).unwrap();
-        assert_eq!((inputs[0].usage_type.as_deref(), inputs[0].unit.as_deref()), (None, None));
-        assert!(inputs[0].attributes.is_empty());
+        assert_eq!((inputs[0].input.usage_type.as_deref(), inputs[0].input.unit.as_deref()), (None, None));
+        assert!(inputs[0].input.attributes.is_empty());
         assert!(parse_batch(b"[]").unwrap().is_empty());
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use respack_domain::chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{CapacityItem, DeductionScope, Money, PackSpec, PaymentMode, RenewalMethod, Term, TimeUnit};
-use respack_store::{Account, Actor, Charge, DeductionFilter, NewAccount, SealingKey, Store};
+use respack_store::{Account, AccountKind, Actor, Charge, DeductionFilter, NewAccount, SealingKey, Store};
 use respack_web::{AppState, Clock};
 use serde_json::Value;
 
@@ -115,6 +115,20 @@ impl TestApp {
             .pack_id;
         let key = self.store.create_api_key(account.id, "metering", &operator(), since).await.unwrap();
         Customer { account, pack_id, secret_id: key.info.secret_id, secret_key: key.secret_key.expose().to_owned() }
+    }
+
+    /// The provider's own operator account with an API key (and no packs).
+    pub async fn operator_key(&self) -> Customer {
+        let since = t0() - Duration::days(30);
+        let new = NewAccount { kind: AccountKind::Operator, ..NewAccount::customer("Provider", Tz::UTC) };
+        let account = self.store.create_account(new, &operator(), since).await.unwrap();
+        let key = self.store.create_api_key(account.id, "metering", &operator(), since).await.unwrap();
+        Customer {
+            account,
+            pack_id: String::new(),
+            secret_id: key.info.secret_id,
+            secret_key: key.secret_key.expose().to_owned(),
+        }
     }
 
     /// Posts `body` as JSON with the customer's key; returns the status and the JSON answer.

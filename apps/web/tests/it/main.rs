@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod accounts;
 mod health;
 mod usage;
 mod usage_errors;
