@@ -189,11 +189,10 @@ type Batch = Vec<(i64, UsageInput)>;
 fn generate(shape: Shape, ids: &[i64], clients: usize) -> Vec<Vec<Batch>> {
     (0..clients)
         .map(|client| {
-            let mut records = workload::records(shape, ids, client, clients);
+            let mut records = workload::records(shape, ids, client, clients).into_iter().peekable();
             let mut batches = Vec::new();
-            while !records.is_empty() {
-                let rest = records.split_off(records.len().min(BATCH));
-                batches.push(std::mem::replace(&mut records, rest));
+            while records.peek().is_some() {
+                batches.push(records.by_ref().take(BATCH).collect());
             }
             batches
         })
