@@ -80,6 +80,64 @@ pub(crate) fn describe(pack: &Pack) -> String {
     )
 }
 
+/// The money side of one operation on a pack: the ledger row when the balance moved, and the
+/// bill line. `paid` is what the customer paid (negative for a refund).
+struct PackCharge<'a> {
+    pack: &'a Pack,
+    zone_of_account: chrono_tz::Tz,
+    order_id: &'a str,
+    action_type: BillActionType,
+    ledger_kind: &'static str,
+    paid: Money,
+    /// `None` when the balance did not move (a purchase settled outside respack).
+    balance_after: Option<Money>,
+    fee_begin_at: DateTime<Utc>,
+    fee_end_at: DateTime<Utc>,
+    note: String,
+}
+
+async fn write_pack_charge(
+    conn: &impl sea_orm::ConnectionTrait,
+    charge: PackCharge<'_>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let pack = charge.pack;
+    let pack_id = pack.id.as_str();
+    if let Some(balance_after) = charge.balance_after {
+        let row = LedgerRow {
+            account_id: pack.account_id,
+            amount: -charge.paid,
+            balance_after,
+            kind: charge.ledger_kind,
+            order_id: Some(charge.order_id),
+            pack_id: Some(pack_id),
+            note: charge.note,
+        };
+        write_ledger(conn, row, now).await?;
+    }
+    let line = NewBillLine {
+        account_id: pack.account_id,
+        zone_of_account: charge.zone_of_account,
+        resource_id: pack_id,
+        resource_name: &pack.name,
+        order_id: Some(charge.order_id),
+        action_type: charge.action_type,
+        business_code: &pack.product,
+        product_code: &pack.subproduct,
+        region: &pack.region,
+        zone: &pack.zone,
+        config_desc: describe(pack),
+        total_cost: charge.paid,
+        cash_pay_amount: charge.paid,
+        fee_begin_at: charge.fee_begin_at,
+        fee_end_at: charge.fee_end_at,
+        pay_time: now,
+        operator: Some(actor.as_str()),
+    };
+    write_bill_line(conn, line, now).await
+}
+
 fn transition(pack: &mut Pack, event: LifecycleEvent) -> Result<(), TransitionError> {
     pack.lifecycle = pack.lifecycle.apply(event)?;
     Ok(())
@@ -153,46 +211,19 @@ impl Store {
             )
             .await?;
             insert_pack(&*tx, &pack, now).await?;
-            if let Some(balance_after) = balance_after {
-                write_ledger(
-                    &*tx,
-                    LedgerRow {
-                        account_id,
-                        amount: -price,
-                        balance_after,
-                        kind: "purchase",
-                        order_id: Some(&order_id),
-                        pack_id: Some(&pack_id),
-                        note: format!("Purchase of {}", pack.name),
-                    },
-                    now,
-                )
-                .await?;
-            }
-            write_bill_line(
-                &*tx,
-                NewBillLine {
-                    account_id,
-                    zone_of_account: account.time_zone,
-                    resource_id: &pack_id,
-                    resource_name: &pack.name,
-                    order_id: Some(&order_id),
-                    action_type: BillActionType::NewSubscription,
-                    business_code: &pack.product,
-                    product_code: &pack.subproduct,
-                    region: &pack.region,
-                    zone: &pack.zone,
-                    config_desc: describe(&pack),
-                    total_cost: price,
-                    cash_pay_amount: price,
-                    fee_begin_at: pack.effective_at,
-                    fee_end_at: pack.expires_at,
-                    pay_time: now,
-                    operator: Some(actor.as_str()),
-                },
-                now,
-            )
-            .await?;
+            let purchase = PackCharge {
+                pack: &pack,
+                zone_of_account: account.time_zone,
+                order_id: &order_id,
+                action_type: BillActionType::NewSubscription,
+                ledger_kind: "purchase",
+                paid: price,
+                balance_after,
+                fee_begin_at: pack.effective_at,
+                fee_end_at: pack.expires_at,
+                note: format!("Purchase of {}", pack.name),
+            };
+            write_pack_charge(&*tx, purchase, actor, now).await?;
             audit::record(
                 &*tx,
                 account_id,
@@ -259,44 +290,19 @@ impl Store {
             )
             .await?;
             update_pack(&*tx, &before, &after, now).await?;
-            write_ledger(
-                &*tx,
-                LedgerRow {
-                    account_id,
-                    amount: -quote.price,
-                    balance_after,
-                    kind: "renewal",
-                    order_id: Some(&order_id),
-                    pack_id: Some(pack_id),
-                    note: format!("Renewal of {} for {periods} {}", after.name, quote.unit.as_str()),
-                },
-                now,
-            )
-            .await?;
-            write_bill_line(
-                &*tx,
-                NewBillLine {
-                    account_id,
-                    zone_of_account: account.time_zone,
-                    resource_id: pack_id,
-                    resource_name: &after.name,
-                    order_id: Some(&order_id),
-                    action_type: BillActionType::SubscriptionRenewal,
-                    business_code: &after.product,
-                    product_code: &after.subproduct,
-                    region: &after.region,
-                    zone: &after.zone,
-                    config_desc: describe(&after),
-                    total_cost: quote.price,
-                    cash_pay_amount: quote.price,
-                    fee_begin_at: before.expires_at,
-                    fee_end_at: after.expires_at,
-                    pay_time: now,
-                    operator: Some(actor.as_str()),
-                },
-                now,
-            )
-            .await?;
+            let charge = PackCharge {
+                pack: &after,
+                zone_of_account: account.time_zone,
+                order_id: &order_id,
+                action_type: BillActionType::SubscriptionRenewal,
+                ledger_kind: "renewal",
+                paid: quote.price,
+                balance_after: Some(balance_after),
+                fee_begin_at: before.expires_at,
+                fee_end_at: after.expires_at,
+                note: format!("Renewal of {} for {periods} {}", after.name, quote.unit.as_str()),
+            };
+            write_pack_charge(&*tx, charge, actor, now).await?;
             audit::record(
                 &*tx,
                 account_id,
@@ -391,44 +397,19 @@ impl Store {
             )
             .await?;
             update_pack(&*tx, &before, &after, now).await?;
-            write_ledger(
-                &*tx,
-                LedgerRow {
-                    account_id,
-                    amount,
-                    balance_after,
-                    kind: "refund",
-                    order_id: Some(&order_id),
-                    pack_id: Some(pack_id),
-                    note: format!("Refund of {}", after.name),
-                },
-                now,
-            )
-            .await?;
-            write_bill_line(
-                &*tx,
-                NewBillLine {
-                    account_id,
-                    zone_of_account: account.time_zone,
-                    resource_id: pack_id,
-                    resource_name: &after.name,
-                    order_id: Some(&order_id),
-                    action_type: BillActionType::SubscriptionRefund,
-                    business_code: &after.product,
-                    product_code: &after.subproduct,
-                    region: &after.region,
-                    zone: &after.zone,
-                    config_desc: describe(&after),
-                    total_cost: -amount,
-                    cash_pay_amount: -amount,
-                    fee_begin_at: now,
-                    fee_end_at: before.expires_at,
-                    pay_time: now,
-                    operator: Some(actor.as_str()),
-                },
-                now,
-            )
-            .await?;
+            let charge = PackCharge {
+                pack: &after,
+                zone_of_account: account.time_zone,
+                order_id: &order_id,
+                action_type: BillActionType::SubscriptionRefund,
+                ledger_kind: "refund",
+                paid: -amount,
+                balance_after: Some(balance_after),
+                fee_begin_at: now,
+                fee_end_at: before.expires_at,
+                note: format!("Refund of {}", after.name),
+            };
+            write_pack_charge(&*tx, charge, actor, now).await?;
             audit::record(
                 &*tx,
                 account_id,
