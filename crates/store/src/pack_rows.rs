@@ -66,15 +66,6 @@ pub(crate) fn to_pack(row: packs::Model, items: &[pack_items::Model], tags: &[pa
 
 /// Loads packs with their items and tags, in the order of `rows`.
 pub(crate) async fn hydrate(conn: &impl ConnectionTrait, rows: Vec<packs::Model>) -> StoreResult<Vec<Pack>> {
-    load_parts(conn, rows, true).await
-}
-
-/// Loads packs with their items but without tags (the usage path has no use for them).
-pub(crate) async fn hydrate_items(conn: &impl ConnectionTrait, rows: Vec<packs::Model>) -> StoreResult<Vec<Pack>> {
-    load_parts(conn, rows, false).await
-}
-
-async fn load_parts(conn: &impl ConnectionTrait, rows: Vec<packs::Model>, with_tags: bool) -> StoreResult<Vec<Pack>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -89,11 +80,7 @@ async fn load_parts(conn: &impl ConnectionTrait, rows: Vec<packs::Model>, with_t
                 .all(conn)
                 .await?,
         );
-        if with_tags {
-            tags.extend(
-                pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(chunk.to_vec())).all(conn).await?,
-            );
-        }
+        tags.extend(pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(chunk.to_vec())).all(conn).await?);
     }
     let mut items_by_pack: HashMap<String, Vec<pack_items::Model>> = HashMap::new();
     for item in items {

@@ -20,6 +20,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(belongs_to = "super::packs::Entity", from = "Column::PackId", to = "super::packs::Column::Id")]
+    Pack,
+}
+
+impl Related<super::packs::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Pack.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

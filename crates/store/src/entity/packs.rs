@@ -34,6 +34,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::pack_items::Entity")]
+    Items,
+}
+
+impl Related<super::pack_items::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Items.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
