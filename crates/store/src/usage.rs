@@ -12,10 +12,10 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId, UsageRecord};
-use sea_orm::sea_query::{Expr, LockType, OnConflict, Order};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set, Statement,
+    Set, Statement,
 };
 
 use crate::accounts::{load_accounts, Account};
@@ -170,39 +170,128 @@ fn check_usage<'a>(
     Ok(checked)
 }
 
-/// The live packs of every (account, subproduct) in the batch; the domain's `candidate_item`
-/// then applies the time window and scope. On PostgreSQL they are locked in ID order, so
-/// concurrent batches queue on shared packs and never deadlock on them. (Only the columns of
-/// `ix_packs_account_subproduct` are filtered here: with time bounds too, SQLite's planner picks
-/// an index that scans every live pack.)
+/// The columns [`candidates`] reads, in the order [`candidate_row`] decodes them by position
+/// (decoding by name costs more than the query itself at thousands of rows per batch).
+const CANDIDATE_COLUMNS: &str = "p.id, p.account_id, p.name, p.product_code, p.subproduct_code, p.region, p.zone, \
+     p.lifecycle, p.frozen, p.payment_mode, p.cycle_unit, p.term_unit, p.term_count, p.time_zone, p.effective_at, \
+     p.expires_at, p.package_expired_at, p.purchased_at, p.renewal_method, p.auto_renew_period, p.unit_price, \
+     p.price_paid, p.scope, p.version, p.updated_at, \
+     i.id, i.account_id, i.pack_id, i.position, i.name, i.unit, i.usage_type, i.capacity, i.remaining, \
+     i.cycle_index, i.used";
+
+fn candidate_row(row: &sea_orm::QueryResult) -> Result<(packs::Model, pack_items::Model), sea_orm::DbErr> {
+    let pack = packs::Model {
+        id: row.try_get_by_index(0)?,
+        account_id: row.try_get_by_index(1)?,
+        name: row.try_get_by_index(2)?,
+        product_code: row.try_get_by_index(3)?,
+        subproduct_code: row.try_get_by_index(4)?,
+        region: row.try_get_by_index(5)?,
+        zone: row.try_get_by_index(6)?,
+        lifecycle: row.try_get_by_index(7)?,
+        frozen: row.try_get_by_index(8)?,
+        payment_mode: row.try_get_by_index(9)?,
+        cycle_unit: row.try_get_by_index(10)?,
+        term_unit: row.try_get_by_index(11)?,
+        term_count: row.try_get_by_index(12)?,
+        time_zone: row.try_get_by_index(13)?,
+        effective_at: row.try_get_by_index(14)?,
+        expires_at: row.try_get_by_index(15)?,
+        package_expired_at: row.try_get_by_index(16)?,
+        purchased_at: row.try_get_by_index(17)?,
+        renewal_method: row.try_get_by_index(18)?,
+        auto_renew_period: row.try_get_by_index(19)?,
+        unit_price: row.try_get_by_index(20)?,
+        price_paid: row.try_get_by_index(21)?,
+        scope: row.try_get_by_index(22)?,
+        version: row.try_get_by_index(23)?,
+        updated_at: row.try_get_by_index(24)?,
+    };
+    let item = pack_items::Model {
+        id: row.try_get_by_index(25)?,
+        account_id: row.try_get_by_index(26)?,
+        pack_id: row.try_get_by_index(27)?,
+        position: row.try_get_by_index(28)?,
+        name: row.try_get_by_index(29)?,
+        unit: row.try_get_by_index(30)?,
+        usage_type: row.try_get_by_index(31)?,
+        capacity: row.try_get_by_index(32)?,
+        remaining: row.try_get_by_index(33)?,
+        cycle_index: row.try_get_by_index(34)?,
+        used: row.try_get_by_index(35)?,
+    };
+    Ok((pack, item))
+}
+
+/// The live packs of exactly the (account, subproduct) pairs in the batch, with their items;
+/// the domain's `candidate_item` then applies the time window and scope. On PostgreSQL they
+/// are locked in ID order, so concurrent batches queue on shared packs and never deadlock on
+/// them.
+///
+/// The pairs are a VALUES list driving the join. On SQLite, `CROSS JOIN` keeps that list the
+/// outer loop and `INDEXED BY` pins the pack index: without statistics its planner otherwise
+/// scans every live pack through `ix_packs_activation`, or builds an automatic index on the
+/// list for each batch.
 async fn candidates(conn: &impl ConnectionTrait, records: &[&CheckedRecord<'_>]) -> StoreResult<Vec<Pack>> {
-    if records.is_empty() {
+    let pairs: BTreeSet<(i64, &str)> =
+        records.iter().map(|r| (r.record.account_id, r.record.subproduct.as_str())).collect();
+    if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let accounts: BTreeSet<i64> = records.iter().map(|r| r.record.account_id).collect();
-    let subproducts: BTreeSet<&str> = records.iter().map(|r| r.record.subproduct.as_str()).collect();
-    let mut select = packs::Entity::find()
-        .filter(packs::Column::AccountId.is_in(accounts))
-        .filter(packs::Column::SubproductCode.is_in(subproducts))
-        .filter(packs::Column::Lifecycle.is_in(["inactive", "valid"]))
-        .filter(packs::Column::Frozen.eq(false))
-        // Packs and their items in one query: decoding rows is most of a batch's cost.
-        .find_also_related(pack_items::Entity);
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        QueryTrait::query(&mut select)
-            .order_by((packs::Entity, packs::Column::Id), Order::Asc)
-            .lock_with_tables(LockType::Update, [packs::Entity]);
-    }
-    let mut order: Vec<String> = Vec::new();
-    let mut parts: HashMap<String, (packs::Model, Vec<pack_items::Model>)> = HashMap::new();
-    for (pack, item) in select.all(conn).await? {
-        let entry = parts.entry(pack.id.clone()).or_insert_with(|| {
-            order.push(pack.id.clone());
-            (pack, Vec::new())
+    let backend = conn.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(pairs.len() * 2 + 1);
+    let mut rows = Vec::with_capacity(pairs.len());
+    for (account_id, subproduct) in &pairs {
+        values.push((*account_id).into());
+        values.push((*subproduct).into());
+        rows.push(match backend {
+            DatabaseBackend::Postgres => format!("(${}, ${})", values.len() - 1, values.len()),
+            _ => "(?, ?)".to_owned(),
         });
-        entry.1.extend(item);
     }
-    order.into_iter().filter_map(|id| parts.remove(&id)).map(|(pack, items)| to_pack(pack, &items, &[])).collect()
+    values.push(false.into());
+    let frozen = match backend {
+        DatabaseBackend::Postgres => format!("${}", values.len()),
+        _ => "?".to_owned(),
+    };
+    let sql = match backend {
+        DatabaseBackend::Postgres => format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM packs p \
+             JOIN (VALUES {}) AS w (account_id, subproduct_code) \
+               ON p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
+             JOIN pack_items i ON i.pack_id = p.id \
+             WHERE p.lifecycle IN ('inactive', 'valid') AND p.frozen = {frozen} \
+             ORDER BY p.id, i.position FOR UPDATE OF p",
+            rows.join(", ")
+        ),
+        _ => format!(
+            "WITH w (account_id, subproduct_code) AS (VALUES {}) \
+             SELECT {CANDIDATE_COLUMNS} FROM w \
+             CROSS JOIN packs p INDEXED BY ix_packs_account_subproduct \
+             JOIN pack_items i ON i.pack_id = p.id \
+             WHERE p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
+               AND p.lifecycle IN ('inactive', 'valid') AND p.frozen = {frozen} \
+             ORDER BY p.id, i.position",
+            rows.join(", ")
+        ),
+    };
+    let mut packs: Vec<Pack> = Vec::new();
+    let mut current: Option<(packs::Model, Vec<pack_items::Model>)> = None;
+    for row in conn.query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let (pack, item) = candidate_row(&row)?;
+        match &mut current {
+            Some((open, items)) if open.id == pack.id => items.push(item),
+            _ => {
+                if let Some((done, items)) = current.replace((pack, vec![item])) {
+                    packs.push(to_pack(done, &items, &[])?);
+                }
+            }
+        }
+    }
+    if let Some((done, items)) = current {
+        packs.push(to_pack(done, &items, &[])?);
+    }
+    Ok(packs)
 }
 
 /// One capacity item's change: where it is, what the batch read, what it writes.
