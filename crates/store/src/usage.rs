@@ -12,10 +12,10 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId, UsageRecord};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, Statement,
+    QueryTrait, Set, Statement,
 };
 
 use crate::accounts::{load_accounts, Account};
@@ -339,6 +339,33 @@ async fn write_items(conn: &impl ConnectionTrait, changes: &[ItemChange<'_>]) ->
     Ok(())
 }
 
+/// Inserts usage records and returns `(account, idempotency key, id)` of each (`RETURNING`,
+/// on both backends), so the deductions can point at them without reading the rows back.
+async fn insert_records(
+    conn: &impl ConnectionTrait,
+    rows: &[usage_records::ActiveModel],
+) -> StoreResult<Vec<(i64, String, i64)>> {
+    let mut insert = usage_records::Entity::insert_many(rows.to_vec());
+    QueryTrait::query(&mut insert).returning(Query::returning().columns([
+        usage_records::Column::AccountId,
+        usage_records::Column::IdempotencyKey,
+        usage_records::Column::Id,
+    ]));
+    let statement = insert.build(conn.get_database_backend());
+    let mut inserted = Vec::with_capacity(rows.len());
+    for row in conn.query_all(statement).await? {
+        inserted.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?));
+    }
+    if inserted.len() != rows.len() {
+        return Err(StoreError::Corrupt(format!(
+            "inserted {} usage records but the database returned {}",
+            rows.len(),
+            inserted.len()
+        )));
+    }
+    Ok(inserted)
+}
+
 /// Usage records already stored under the batch's keys, by (account, key).
 async fn stored_records(
     conn: &impl ConnectionTrait,
@@ -547,12 +574,9 @@ impl Store {
 
         // Write: records and their IDs, deductions, capacity, lifecycle, rollups, settlements.
         for chunk in writes.records.chunks(500) {
-            usage_records::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*tx).await?;
-        }
-        if !fresh.is_empty() {
-            for row in stored_records(&*tx, checked).await?.into_values() {
-                if let Some(outcome) = planned.get_mut(&(row.account_id, row.idempotency_key)) {
-                    outcome.usage_record_id = row.id;
+            for (account_id, key, id) in insert_records(&*tx, chunk).await? {
+                if let Some(outcome) = planned.get_mut(&(account_id, key)) {
+                    outcome.usage_record_id = id;
                 }
             }
         }
