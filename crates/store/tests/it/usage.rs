@@ -68,7 +68,11 @@ async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
     let pack = store.pack(None, &pack_id).await.unwrap();
     assert_eq!(pack.items[0].remaining, dec("89"));
     let all = DeductionFilter { account_ids: vec![account.id], ..Default::default() };
-    assert_eq!(store.list_deductions(&all).await.unwrap().total, 2);
+    let deductions = store.list_deductions(&all).await.unwrap();
+    assert_eq!(deductions.total, 2);
+    let mut linked: Vec<i64> = deductions.items.iter().map(|d| d.usage_record_id).collect();
+    linked.sort_unstable();
+    assert_eq!(linked, vec![first[0].usage_record_id, again[1].usage_record_id], "each deduction names its record");
 }
 
 async fn period_packs_deduct_per_cycle_and_roll_up_per_day(store: &Store) {
