@@ -211,12 +211,6 @@ async fn upkeep_pack(
     let mut work = PackUpkeep { after: before.clone(), rolls: Vec::new(), audits: Vec::new(), notices: Vec::new() };
     let id = before.id.to_string();
 
-    if work.after.lifecycle == Lifecycle::Inactive && work.after.effective_at <= now && now < work.after.expires_at {
-        transition(&mut work.after, LifecycleEvent::Activate)?;
-        work.audits.push(("pack.activate", serde_json::json!({"effective_at": work.after.effective_at})));
-        report.activated += 1;
-    }
-
     if !work.after.lifecycle.is_final() && work.after.expires_at <= now {
         let failure = if work.after.renewal == RenewalMethod::Auto {
             renew_automatically(conn, account, &mut work, now, report).await?
@@ -237,6 +231,14 @@ async fn upkeep_pack(
                 None => work.notices.push((Notice::Expired, format!("expired:{id}"))),
             }
         }
+    }
+
+    // After the renewal decision: a pack whose first term passed while nobody looked may have
+    // been renewed into a window that contains `now`.
+    if work.after.lifecycle == Lifecycle::Inactive && work.after.effective_at <= now && now < work.after.expires_at {
+        transition(&mut work.after, LifecycleEvent::Activate)?;
+        work.audits.push(("pack.activate", serde_json::json!({"effective_at": work.after.effective_at})));
+        report.activated += 1;
     }
 
     if work.after.lifecycle == Lifecycle::Valid {
