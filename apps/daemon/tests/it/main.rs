@@ -6,3 +6,4 @@ mod harness;
 
 mod delivery;
 mod processes;
+mod service;
