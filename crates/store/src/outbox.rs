@@ -75,25 +75,23 @@ pub struct OutboxMail {
     pub created_at: DateTime<Utc>,
 }
 
-/// Queues a notice about `pack` for the account's alert recipients, unless a mail with the same
-/// `dedupe_key` exists (then nothing happens and `false` is returned): a rerun never repeats a
-/// mail. With no recipients configured the row is stored as `dead`, saying why, so operators
-/// see what could not be sent.
-pub(crate) async fn enqueue(
-    conn: &impl ConnectionTrait,
+/// The outbox row of a notice about `pack` for the account's alert recipients. With no
+/// recipients configured the row is stored as `dead`, saying why, so operators see what could
+/// not be sent.
+pub(crate) fn notice_row(
     account: &Account,
     pack: &Pack,
     notice: &Notice,
     dedupe_key: &str,
     now: DateTime<Utc>,
-) -> StoreResult<bool> {
+) -> outbox::ActiveModel {
     let mail = render(notice, pack, &account.language, account.time_zone);
     let (status, last_error) = if account.alert_recipients.is_empty() {
         ("dead", Some("the account has no alert recipients; add them in its alert settings".to_owned()))
     } else {
         ("queued", None)
     };
-    let row = outbox::ActiveModel {
+    outbox::ActiveModel {
         account_id: Set(account.id),
         kind: Set(notice.kind().to_owned()),
         dedupe_key: Set(dedupe_key.to_owned()),
@@ -108,12 +106,22 @@ pub(crate) async fn enqueue(
         created_at: Set(millis(now)),
         sent_at: Set(None),
         ..Default::default()
-    };
-    let inserted = outbox::Entity::insert(row)
-        .on_conflict(OnConflict::column(outbox::Column::DedupeKey).do_nothing().to_owned())
-        .exec_without_returning(conn)
-        .await?;
-    Ok(inserted == 1)
+    }
+}
+
+/// Inserts outbox rows, skipping every row whose `dedupe_key` exists already: a rerun never
+/// repeats a mail. Returns how many were queued.
+pub(crate) async fn enqueue(conn: &impl ConnectionTrait, rows: Vec<outbox::ActiveModel>) -> StoreResult<u64> {
+    let mut inserted = 0;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<outbox::ActiveModel> = rows.by_ref().take(500).collect();
+        inserted += outbox::Entity::insert_many(chunk)
+            .on_conflict(OnConflict::column(outbox::Column::DedupeKey).do_nothing().to_owned())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(inserted)
 }
 
 /// Longest an error text kept on an outbox row.

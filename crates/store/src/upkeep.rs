@@ -16,16 +16,18 @@ use respack_domain::rules::{apply_renewal, quote_auto_renewal};
 use respack_domain::upkeep::{crossed_threshold, due_notice_days, next_upkeep_at};
 use respack_domain::{BillActionType, Lifecycle, LifecycleEvent, Pack, RenewalMethod, RuleViolation};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
 
 use crate::accounts::{debit, load_accounts, Account};
-use crate::audit::{self, Actor};
+use crate::audit::Actor;
 use crate::convert::{millis, money_units, quantity_units};
-use crate::entity::{daemon_cursors, deductions, pack_items, packs};
+use crate::entity::{audit_log, daemon_cursors, deductions, packs};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::Notice;
 use crate::orders::{self, NewOrder, OrderKind};
-use crate::outbox::enqueue;
+use crate::outbox::{enqueue, notice_row};
 use crate::pack_ops::{transition, write_pack_charge, PackCharge, RenewalReceipt};
 use crate::pack_rows::hydrate;
 use crate::{ids, retrying, Store};
@@ -305,58 +307,121 @@ async fn upkeep_pack(
     Ok(work)
 }
 
-/// Writes a swept pack: its header if anything changed (version-guarded), and always its next
-/// sweep instant (guarded on the version and lifecycle it was read with).
+/// `?` for SQLite, `$n` for PostgreSQL: `count` placeholders after `start` of them.
+fn marks(backend: DatabaseBackend, start: usize, count: usize) -> String {
+    let marks: Vec<String> = (start..start + count)
+        .map(|n| match backend {
+            DatabaseBackend::Postgres => format!("${}", n + 1),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    format!("({})", marks.join(", "))
+}
+
+/// Rows per batched `UPDATE … FROM (VALUES …)`.
+const VALUES_CHUNK: usize = 500;
+
+/// Writes the swept packs of a batch in few statements: each pack's header as the sweep left
+/// it and its next sweep instant, guarded on the version and lifecycle it was read with (the
+/// version moves only when something other than the next sweep instant changed). Any pack
+/// changed under us fails the batch, which is retried.
 async fn write_swept(
     conn: &impl ConnectionTrait,
-    before: &Pack,
-    after: &Pack,
-    next: Option<DateTime<Utc>>,
+    swept: &[(&Pack, &Pack, Option<DateTime<Utc>>)],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let changed = before.lifecycle != after.lifecycle
-        || before.expires_at != after.expires_at
-        || before.term.count != after.term.count
-        || before.package_expired_at != after.package_expired_at;
-    let mut update = packs::Entity::update_many().col_expr(packs::Column::NextSweepAt, Expr::value(next.map(millis)));
-    if changed {
-        update = update
-            .col_expr(packs::Column::Lifecycle, Expr::value(after.lifecycle.as_str()))
-            .col_expr(packs::Column::TermCount, Expr::value(i32::try_from(after.term.count).unwrap_or(i32::MAX)))
-            .col_expr(packs::Column::ExpiresAt, Expr::value(millis(after.expires_at)))
-            .col_expr(packs::Column::PackageExpiredAt, Expr::value(after.package_expired_at.map(millis)))
-            .col_expr(packs::Column::PricePaid, Expr::value(money_units(after.price_paid)?))
-            .col_expr(packs::Column::Version, Expr::value(before.version + 1))
-            .col_expr(packs::Column::UpdatedAt, Expr::value(millis(now)));
-    }
-    let updated = update
-        .filter(packs::Column::Id.eq(before.id.as_str()))
-        .filter(packs::Column::AccountId.eq(before.account_id))
-        .filter(packs::Column::Version.eq(before.version))
-        .filter(packs::Column::Lifecycle.eq(before.lifecycle.as_str()))
-        .exec(conn)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(StoreError::conflict(format!("resource pack {}", before.id)));
+    let backend = conn.get_database_backend();
+    for chunk in swept.chunks(VALUES_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (before, after, next) in chunk {
+            let changed = before.lifecycle != after.lifecycle
+                || before.expires_at != after.expires_at
+                || before.term.count != after.term.count
+                || before.package_expired_at != after.package_expired_at;
+            let start = values.len();
+            values.push(before.id.as_str().into());
+            values.push(before.account_id.into());
+            values.push(before.version.into());
+            values.push(before.lifecycle.as_str().into());
+            values.push(after.lifecycle.as_str().into());
+            values.push(i64::from(after.term.count).into());
+            values.push(millis(after.expires_at).into());
+            // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
+            values.push(after.package_expired_at.map_or(-1, millis).into());
+            values.push(money_units(after.price_paid)?.into());
+            values.push(if changed { before.version + 1 } else { before.version }.into());
+            values.push(if changed { millis(now) } else { -1 }.into());
+            values.push(next.map_or(-1, millis).into());
+            rows.push(marks(backend, start, values.len() - start));
+        }
+        let sql = format!(
+            "UPDATE packs SET lifecycle = v.column5, term_count = v.column6, expires_at = v.column7, \
+             package_expired_at = CASE WHEN v.column8 < 0 THEN NULL ELSE v.column8 END, price_paid = v.column9, \
+             version = v.column10, updated_at = CASE WHEN v.column11 < 0 THEN packs.updated_at ELSE v.column11 END, \
+             next_sweep_at = CASE WHEN v.column12 < 0 THEN NULL ELSE v.column12 END \
+             FROM (VALUES {}) AS v \
+             WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
+             AND packs.lifecycle = v.column4",
+            rows.join(", ")
+        );
+        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("a resource pack of this sweep batch"));
+        }
     }
     Ok(())
 }
 
-async fn write_rolls(conn: &impl ConnectionTrait, pack: &Pack, rolls: &[ItemRoll]) -> StoreResult<()> {
-    for roll in rolls {
-        let updated = pack_items::Entity::update_many()
-            .col_expr(pack_items::Column::Remaining, Expr::value(roll.remaining))
-            .col_expr(pack_items::Column::CycleIndex, Expr::value(roll.cycle))
-            .filter(pack_items::Column::PackId.eq(pack.id.as_str()))
-            .filter(pack_items::Column::AccountId.eq(pack.account_id))
-            .filter(pack_items::Column::Position.eq(roll.position))
-            .filter(pack_items::Column::CycleIndex.eq(roll.seen_cycle))
-            .filter(pack_items::Column::Remaining.eq(roll.seen_remaining))
-            .exec(conn)
-            .await?;
-        if updated.rows_affected != 1 {
-            return Err(StoreError::conflict(format!("the capacity of resource pack {}", pack.id)));
+/// Moves items to their current cycle in few statements, each guarded on the values read.
+async fn write_rolls(conn: &impl ConnectionTrait, rolls: &[(&Pack, &ItemRoll)]) -> StoreResult<()> {
+    let backend = conn.get_database_backend();
+    for chunk in rolls.chunks(VALUES_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (pack, roll) in chunk {
+            let start = values.len();
+            values.push(pack.id.as_str().into());
+            values.push(pack.account_id.into());
+            values.push(i64::from(roll.position).into());
+            values.push(roll.seen_remaining.into());
+            values.push(roll.seen_cycle.into());
+            values.push(roll.remaining.into());
+            values.push(roll.cycle.into());
+            rows.push(marks(backend, start, values.len() - start));
         }
+        let sql = format!(
+            "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7 FROM (VALUES {}) AS v \
+             WHERE pack_items.pack_id = v.column1 AND pack_items.account_id = v.column2 \
+             AND pack_items.position = v.column3 AND pack_items.remaining = v.column4 \
+             AND pack_items.cycle_index = v.column5",
+            rows.join(", ")
+        );
+        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("the capacity of a resource pack of this sweep batch"));
+        }
+    }
+    Ok(())
+}
+
+fn audit_row(pack: &Pack, action: &str, detail: serde_json::Value, now: DateTime<Utc>) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
+        account_id: Set(pack.account_id),
+        actor: Set(daemon().as_str().to_owned()),
+        action: Set(action.to_owned()),
+        target: Set(pack.id.to_string()),
+        detail: Set(detail.to_string()),
+        created_at: Set(millis(now)),
+        ..Default::default()
+    }
+}
+
+async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveModel>) -> StoreResult<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<audit_log::ActiveModel> = rows.by_ref().take(500).collect();
+        audit_log::Entity::insert_many(chunk).exec_without_returning(conn).await?;
     }
     Ok(())
 }
@@ -435,22 +500,31 @@ impl Store {
             let mut accounts: HashMap<i64, Account> =
                 load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
             let mut report = SweepReport { packs: packs.len() as u64, ..SweepReport::default() };
+            let mut works = Vec::with_capacity(packs.len());
+            let mut audits = Vec::new();
+            let mut mails = Vec::new();
             for before in &packs {
                 let account = accounts
                     .get_mut(&before.account_id)
                     .ok_or_else(|| StoreError::Corrupt(format!("pack {} has no account", before.id)))?;
                 let work = upkeep_pack(&*tx, account, before, now, &mut report).await?;
-                write_swept(&*tx, before, &work.after, next_upkeep_at(&work.after, now), now).await?;
-                write_rolls(&*tx, &work.after, &work.rolls).await?;
-                for (action, detail) in work.audits {
-                    audit::record(&*tx, before.account_id, &daemon(), action, before.id.as_str(), detail, now).await?;
+                for (action, detail) in &work.audits {
+                    audits.push(audit_row(before, action, detail.clone(), now));
                 }
                 for (notice, key) in &work.notices {
-                    if enqueue(&*tx, account, &work.after, notice, key, now).await? {
-                        report.mails += 1;
-                    }
+                    mails.push(notice_row(account, &work.after, notice, key, now));
                 }
+                let next = next_upkeep_at(&work.after, now);
+                works.push((before, work, next));
             }
+            let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
+                works.iter().map(|(before, work, next)| (*before, &work.after, *next)).collect();
+            write_swept(&*tx, &swept, now).await?;
+            let rolls: Vec<(&Pack, &ItemRoll)> =
+                works.iter().flat_map(|(_, work, _)| work.rolls.iter().map(move |roll| (&work.after, roll))).collect();
+            write_rolls(&*tx, &rolls).await?;
+            write_audit(&*tx, audits).await?;
+            report.mails += enqueue(&*tx, mails).await?;
             tx.commit().await?;
             Ok(report)
         })
@@ -522,7 +596,7 @@ impl Store {
             let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
             let accounts: HashMap<i64, Account> =
                 load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
-            let mut queued = 0;
+            let mut mails = Vec::new();
             for pack in &packs {
                 let Some(account) = accounts.get(&pack.account_id) else { continue };
                 for (position, item) in pack.items.iter().enumerate() {
@@ -536,11 +610,10 @@ impl Store {
                         capacity,
                     };
                     let key = format!("capacity_low:{}:{position}:{threshold}:{}", pack.id, item.cycle_index);
-                    if enqueue(&*tx, account, pack, &notice, &key, now).await? {
-                        queued += 1;
-                    }
+                    mails.push(notice_row(account, pack, &notice, &key, now));
                 }
             }
+            let queued = enqueue(&*tx, mails).await?;
             if last > cursor {
                 daemon_cursors::Entity::update_many()
                     .col_expr(daemon_cursors::Column::Position, Expr::value(last))
