@@ -9,6 +9,7 @@ mod bench;
 mod db_cmd;
 mod pg_cluster;
 mod test_cmd;
+mod venv;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,9 @@ commands:
                               usage records per second on SQLite and PostgreSQL against a
                               plain-SQL baseline (default: 10,000 accounts, 100,000 packs,
                               1,000,000 records, 16 PostgreSQL clients); last line is JSON
+  bench sweep [--packs N]     respackd's sweep of 10% due packs (default 1,000,000) on SQLite
+                              and PostgreSQL against set-based plain SQL, and an idle sweep;
+                              last line is JSON
   help                        print this message
 
 the database is RESPACK_DATABASE_URL (default: SQLite at ./data/respack.db); see README.md

@@ -5,6 +5,8 @@
 //!   from our own environment when set; otherwise the URL of a throwaway cluster started here.
 //! - `RESPACK_REQUIRE_POSTGRES=1`: set when a PostgreSQL is available or `CI=true`; the harness
 //!   then fails instead of skipping the PostgreSQL suite, so a broken setup cannot pass silently.
+//! - `RESPACK_TEST_PYTHON`: a python with the PyPI test tools (the daemon's SMTP test server,
+//!   aiosmtpd), from the virtualenv in `target/venv`; under `CI=true` failing to set it up fails.
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -13,6 +15,9 @@ use crate::pg_cluster::{Durability, PgCluster, PgInstall};
 
 const DATABASE_URL_VAR: &str = "RESPACK_TEST_DATABASE_URL";
 const REQUIRE_POSTGRES_VAR: &str = "RESPACK_REQUIRE_POSTGRES";
+const PYTHON_VAR: &str = "RESPACK_TEST_PYTHON";
+/// PyPI packages the test suites use.
+const PYTHON_TEST_PACKAGES: [&str; 1] = ["aiosmtpd==1.4.6"];
 
 /// Where the PostgreSQL suite's database comes from in this run.
 enum TestDatabase {
@@ -60,6 +65,16 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
     if database_url.is_some() || in_ci {
         cargo_test = cargo_test.env(REQUIRE_POSTGRES_VAR, "1");
         env_notes.push(format!("{REQUIRE_POSTGRES_VAR}=1"));
+    }
+    match crate::venv::ensure(&PYTHON_TEST_PACKAGES) {
+        Ok(python) => {
+            cargo_test = cargo_test.env(PYTHON_VAR, &python);
+            env_notes.push(PYTHON_VAR.to_owned());
+        }
+        Err(error) if in_ci => {
+            return Err(error.context("the test suites' Python tools (aiosmtpd) are needed under CI"))
+        }
+        Err(error) => eprintln!("xtask: WARNING: no Python test tools, the SMTP tests will be skipped: {error:#}"),
     }
 
     if !selects_packages(cargo_test_args) {

@@ -14,6 +14,7 @@ pub mod pack;
 pub mod rules;
 pub mod schedule;
 pub mod status;
+pub mod upkeep;
 
 #[cfg(test)]
 mod properties;

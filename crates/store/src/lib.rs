@@ -17,12 +17,14 @@ pub mod demo;
 mod entity;
 mod error;
 mod ids;
+mod notices;
 mod orders;
 mod outbox;
 mod pack_ops;
 mod pack_rows;
 mod packs;
 mod sealing;
+mod upkeep;
 mod usage;
 mod users;
 
@@ -37,11 +39,12 @@ pub use audit::{Actor, AuditEntry};
 pub use bills::BillLine;
 pub use catalog::{CatalogProduct, CatalogSubproduct};
 pub use error::{StoreError, StoreResult};
-pub use outbox::OutboxMessage;
+pub use outbox::{OutboxMail, OutboxMessage};
 pub use pack_ops::{Charge, IssuedPack, RefundReceipt, RenewalReceipt};
 pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
 pub use respack_config::Secret;
 pub use sealing::SealingKey;
+pub use upkeep::SweepReport;
 pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome, MAX_BATCH};
 pub use users::{NewUser, Role, User};
 
@@ -88,6 +91,12 @@ impl Store {
 
     pub(crate) fn read(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await?;
+        Ok(())
     }
 
     /// Closes the pool (waits for connections to be returned).

@@ -82,21 +82,21 @@ pub(crate) fn describe(pack: &Pack) -> String {
 
 /// The money side of one operation on a pack: the ledger row when the balance moved, and the
 /// bill line. `paid` is what the customer paid (negative for a refund).
-struct PackCharge<'a> {
-    pack: &'a Pack,
-    zone_of_account: chrono_tz::Tz,
-    order_id: &'a str,
-    action_type: BillActionType,
-    ledger_kind: &'static str,
-    paid: Money,
+pub(crate) struct PackCharge<'a> {
+    pub pack: &'a Pack,
+    pub zone_of_account: chrono_tz::Tz,
+    pub order_id: &'a str,
+    pub action_type: BillActionType,
+    pub ledger_kind: &'static str,
+    pub paid: Money,
     /// `None` when the balance did not move (a purchase settled outside respack).
-    balance_after: Option<Money>,
-    fee_begin_at: DateTime<Utc>,
-    fee_end_at: DateTime<Utc>,
-    note: String,
+    pub balance_after: Option<Money>,
+    pub fee_begin_at: DateTime<Utc>,
+    pub fee_end_at: DateTime<Utc>,
+    pub note: String,
 }
 
-async fn write_pack_charge(
+pub(crate) async fn write_pack_charge(
     conn: &impl sea_orm::ConnectionTrait,
     charge: PackCharge<'_>,
     actor: &Actor,
@@ -138,7 +138,7 @@ async fn write_pack_charge(
     write_bill_line(conn, line, now).await
 }
 
-fn transition(pack: &mut Pack, event: LifecycleEvent) -> Result<(), TransitionError> {
+pub(crate) fn transition(pack: &mut Pack, event: LifecycleEvent) -> Result<(), TransitionError> {
     pack.lifecycle = pack.lifecycle.apply(event)?;
     Ok(())
 }

@@ -163,6 +163,8 @@ pub(crate) async fn insert_pack(conn: &impl ConnectionTrait, pack: &Pack, now: D
         scope: Set(serde_json::to_string(&pack.scope).unwrap_or_else(|_| "{}".into())),
         version: Set(pack.version),
         updated_at: Set(millis(now)),
+        // Due at once: respackd computes the pack's real next instant on its next sweep.
+        next_sweep_at: Set(Some(millis(now))),
     }
     .insert(conn)
     .await?;
@@ -218,6 +220,9 @@ pub(crate) async fn update_pack(
         .col_expr(packs::Column::PricePaid, Expr::value(money_units(after.price_paid)?))
         .col_expr(packs::Column::Version, Expr::value(before.version + 1))
         .col_expr(packs::Column::UpdatedAt, Expr::value(millis(now)))
+        // Any change may move what respackd has to do next (a renewal, a new renewal method,
+        // an exhaustion to report): it looks at the pack again on its next sweep.
+        .col_expr(packs::Column::NextSweepAt, Expr::value(Some(millis(now))))
         .filter(packs::Column::Id.eq(before.id.as_str()))
         .filter(packs::Column::AccountId.eq(before.account_id))
         .filter(packs::Column::Version.eq(before.version))

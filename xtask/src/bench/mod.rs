@@ -1,6 +1,7 @@
 //! `cargo xtask bench <name>`: benchmarks that print figures and ratios (never pass/fail).
 
 mod deduct;
+mod sweep;
 mod workload;
 
 use anyhow::{bail, Result};
@@ -16,7 +17,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     match args.first().map(String::as_str) {
         Some("deduct") => deduct::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark `{other}`; available: deduct"),
-        None => bail!("name a benchmark: `cargo xtask bench deduct [--records N] [--accounts N]`"),
+        Some("sweep") => sweep::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, sweep"),
+        None => bail!("name a benchmark: `cargo xtask bench deduct [--records N] [--accounts N]` or `cargo xtask bench sweep [--packs N]`"),
     }
 }

@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod balance_ledger;
 pub mod bill_lines;
 pub mod column_settings;
+pub mod daemon_cursors;
 pub mod deductions;
 pub mod orders;
 pub mod outbox;

@@ -31,6 +31,8 @@ pub struct Model {
     pub scope: String,
     pub version: i64,
     pub updated_at: i64,
+    /// When respackd next has something to do for this pack; NULL once nothing will.
+    pub next_sweep_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,25 @@
+//! `respackd`: arguments → settings → telemetry → the chosen command (`run`, `sweep --once`,
+//! `check-config`).
+
+use std::process::ExitCode;
+
+use respackd::cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("respackd: {message}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match respackd::execute(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("respackd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! What time does to packs, as respackd's sweep stores it: activate, roll cycles, auto-renew or
+//! expire, exhaust, and queue the notices (expiring soon, renewal balance warnings, receipts,
+//! renewal failures, expired, exhausted, low capacity).
+//!
+//! Only due packs are read: `packs.next_sweep_at` holds the next instant anything changes for a
+//! pack (NULL once nothing will), so an idle sweep is one index probe. Due packs are handled in
+//! batches, one transaction per batch, each pack with guarded writes; on PostgreSQL a batch
+//! claims its packs with `FOR UPDATE SKIP LOCKED`, so several daemons split the work and never
+//! handle one pack twice. Every notice carries a dedupe key (pack, kind, threshold, cycle or
+//! expiry): a rerun, a retry or a second daemon never queues a mail twice.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use respack_domain::rules::{apply_renewal, quote_auto_renewal};
+use respack_domain::upkeep::{crossed_threshold, due_notice_days, next_upkeep_at};
+use respack_domain::{BillActionType, Lifecycle, LifecycleEvent, Pack, RenewalMethod, RuleViolation};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
+
+use crate::accounts::{debit, load_accounts, Account};
+use crate::audit::Actor;
+use crate::convert::{millis, money_units, quantity_units};
+use crate::entity::{audit_log, daemon_cursors, deductions, packs};
+use crate::error::{StoreError, StoreResult};
+use crate::notices::Notice;
+use crate::orders::{self, NewOrder, OrderKind};
+use crate::outbox::{enqueue, notice_row};
+use crate::pack_ops::{transition, write_pack_charge, PackCharge, RenewalReceipt};
+use crate::pack_rows::hydrate;
+use crate::{ids, retrying, Store};
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Due packs looked at.
+    pub packs: u64,
+    pub activated: u64,
+    /// Packs moved to a later period or shard (however many cycles they skipped).
+    pub cycles_rolled: u64,
+    pub renewed: u64,
+    pub renewal_failed: u64,
+    pub expired: u64,
+    pub exhausted: u64,
+    /// Emails queued.
+    pub mails: u64,
+    /// Packs that could not be handled (corrupt data); retried an hour later.
+    pub failed: u64,
+}
+
+impl std::ops::AddAssign for SweepReport {
+    fn add_assign(&mut self, other: SweepReport) {
+        self.packs += other.packs;
+        self.activated += other.activated;
+        self.cycles_rolled += other.cycles_rolled;
+        self.renewed += other.renewed;
+        self.renewal_failed += other.renewal_failed;
+        self.expired += other.expired;
+        self.exhausted += other.exhausted;
+        self.mails += other.mails;
+        self.failed += other.failed;
+    }
+}
+
+/// Who the daemon's changes are attributed to in the audit log and on bill lines.
+fn daemon() -> Actor {
+    Actor::system("respackd")
+}
+
+/// How long a pack that cannot be handled waits before the next try.
+const FAILED_PACK_RETRY: Duration = Duration::hours(1);
+/// Cursor of the capacity-alert scan over `deductions`.
+const CAPACITY_CURSOR: &str = "capacity_alerts";
+/// Deductions one capacity scan transaction reads.
+const CAPACITY_SCAN_BATCH: u64 = 5000;
+
+/// The due packs of a batch, oldest due first, locked for this transaction.
+async fn claim_due(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+    only: Option<&str>,
+) -> StoreResult<Vec<packs::Model>> {
+    let mut select = packs::Entity::find()
+        .filter(packs::Column::NextSweepAt.lte(millis(now)))
+        .order_by_asc(packs::Column::NextSweepAt)
+        .limit(limit);
+    if let Some(id) = only {
+        select = select.filter(packs::Column::Id.eq(id));
+    }
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Ok(select.all(conn).await?)
+}
+
+/// One capacity item moved to a later cycle.
+struct ItemRoll {
+    position: i32,
+    seen_remaining: i64,
+    seen_cycle: i64,
+    remaining: i64,
+    cycle: i64,
+}
+
+/// The decisions for one pack, worked out in memory (renewal charges are written as they
+/// happen, since each needs the balance after the previous one).
+struct PackUpkeep {
+    after: Pack,
+    rolls: Vec<ItemRoll>,
+    audits: Vec<(&'static str, serde_json::Value)>,
+    notices: Vec<(Notice, String)>,
+}
+
+async fn renew_automatically(
+    conn: &impl ConnectionTrait,
+    account: &mut Account,
+    work: &mut PackUpkeep,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> StoreResult<Option<Notice>> {
+    let pack = &mut work.after;
+    // After downtime a pack may be several terms behind: renew term after term, each a charge
+    // of its own, until it is valid at `now` or the balance runs out.
+    while pack.expires_at <= now {
+        let quote = match quote_auto_renewal(pack) {
+            Ok(quote) => quote,
+            Err(RuleViolation::Frozen) => {
+                let price = pack.unit_price * pack.auto_renew_period.unwrap_or(1);
+                return Ok(Some(Notice::RenewalFailed { balance: account.balance, price, frozen: true }));
+            }
+            // Not renewable at all (e.g. total decrement): it simply expires.
+            Err(_) => return Ok(None),
+        };
+        if !account.allow_arrears && account.balance < quote.price {
+            return Ok(Some(Notice::RenewalFailed { balance: account.balance, price: quote.price, frozen: false }));
+        }
+        let balance_after = debit(conn, account.id, quote.price).await?;
+        account.balance = balance_after;
+        let order_id = ids::order_id(now);
+        let old_expires_at = pack.expires_at;
+        apply_renewal(pack, &quote);
+        transition(pack, LifecycleEvent::Renew)?;
+        let pack_id = pack.id.to_string();
+        let receipt = RenewalReceipt {
+            order_id: order_id.clone(),
+            pack_id: pack_id.clone(),
+            periods: quote.periods,
+            price: quote.price,
+            balance_after,
+            expires_at: pack.expires_at,
+        };
+        let request = serde_json::json!({"auto_renewal": pack_id, "expires_at": old_expires_at});
+        orders::insert(
+            conn,
+            NewOrder {
+                id: &order_id,
+                account_id: account.id,
+                kind: OrderKind::Renewal,
+                client_token: None,
+                pack_id: Some(&pack_id),
+                amount: quote.price,
+                periods: Some(quote.periods),
+                request: &request,
+                receipt: &receipt,
+            },
+            now,
+        )
+        .await?;
+        let charge = PackCharge {
+            pack,
+            zone_of_account: account.time_zone,
+            order_id: &order_id,
+            action_type: BillActionType::SubscriptionRenewal,
+            ledger_kind: "renewal",
+            paid: quote.price,
+            balance_after: Some(balance_after),
+            fee_begin_at: old_expires_at,
+            fee_end_at: pack.expires_at,
+            note: format!("Automatic renewal of {} for {} {}", pack.name, quote.periods, quote.unit.as_str()),
+        };
+        write_pack_charge(conn, charge, &daemon(), now).await?;
+        work.audits.push((
+            "pack.auto_renew",
+            serde_json::json!({"order_id": order_id, "periods": quote.periods, "price": quote.price,
+                "expires_at_before": old_expires_at, "expires_at": pack.expires_at}),
+        ));
+        work.notices.push((
+            Notice::Renewed {
+                order_id: order_id.clone(),
+                periods: quote.periods,
+                unit: quote.unit,
+                price: quote.price,
+                balance_after,
+            },
+            format!("renewal_receipt:{order_id}"),
+        ));
+        report.renewed += 1;
+    }
+    Ok(None)
+}
+
+/// Works out and applies what time has done to one pack up to `now`.
+async fn upkeep_pack(
+    conn: &impl ConnectionTrait,
+    account: &mut Account,
+    before: &Pack,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> StoreResult<PackUpkeep> {
+    let mut work = PackUpkeep { after: before.clone(), rolls: Vec::new(), audits: Vec::new(), notices: Vec::new() };
+    let id = before.id.to_string();
+
+    if !work.after.lifecycle.is_final() && work.after.expires_at <= now {
+        let failure = if work.after.renewal == RenewalMethod::Auto {
+            renew_automatically(conn, account, &mut work, now, report).await?
+        } else {
+            None
+        };
+        if work.after.expires_at <= now {
+            let expires_at = work.after.expires_at;
+            transition(&mut work.after, LifecycleEvent::Expire)?;
+            work.after.package_expired_at = Some(expires_at);
+            work.audits.push(("pack.expire", serde_json::json!({"expires_at": expires_at})));
+            report.expired += 1;
+            match failure {
+                Some(notice) => {
+                    report.renewal_failed += 1;
+                    work.notices.push((notice, format!("renewal_failed:{id}:{}", millis(expires_at))));
+                }
+                None => work.notices.push((Notice::Expired, format!("expired:{id}"))),
+            }
+        }
+    }
+
+    // After the renewal decision: a pack whose first term passed while nobody looked may have
+    // been renewed into a window that contains `now`.
+    if work.after.lifecycle == Lifecycle::Inactive && work.after.effective_at <= now && now < work.after.expires_at {
+        transition(&mut work.after, LifecycleEvent::Activate)?;
+        work.audits.push(("pack.activate", serde_json::json!({"effective_at": work.after.effective_at})));
+        report.activated += 1;
+    }
+
+    if work.after.lifecycle == Lifecycle::Valid {
+        if let Some(cycle) = work.after.cycle_at(now) {
+            let mut from = None;
+            for (position, item) in work.after.items.iter_mut().enumerate() {
+                let Some(capacity) = item.capacity else { continue };
+                if item.cycle_index >= cycle.index {
+                    continue;
+                }
+                from = Some(from.map_or(item.cycle_index, |f: i64| f.min(item.cycle_index)));
+                work.rolls.push(ItemRoll {
+                    position: i32::try_from(position).unwrap_or(i32::MAX),
+                    seen_remaining: quantity_units(item.remaining)?,
+                    seen_cycle: item.cycle_index,
+                    remaining: quantity_units(capacity)?,
+                    cycle: cycle.index,
+                });
+                item.remaining = capacity;
+                item.cycle_index = cycle.index;
+            }
+            if let Some(from) = from {
+                // One audit row for the whole jump: cycles missed while nobody looked are
+                // recorded once, never replayed.
+                work.audits.push((
+                    "pack.roll_cycles",
+                    serde_json::json!({"from_cycle": from, "to_cycle": cycle.index,
+                        "missed_cycles": (cycle.index - from - 1).max(0),
+                        "cycle_start": cycle.start, "cycle_end": cycle.end,
+                        "periods": work.after.periods_at(now)}),
+                ));
+                report.cycles_rolled += 1;
+            }
+        }
+        if work.after.is_exhausted() {
+            transition(&mut work.after, LifecycleEvent::Exhaust)?;
+            work.after.package_expired_at = Some(now);
+            work.audits.push(("pack.exhaust", serde_json::json!({})));
+            report.exhausted += 1;
+        }
+    }
+
+    if work.after.lifecycle == Lifecycle::Exhausted {
+        work.notices.push((Notice::Exhausted, format!("exhausted:{id}")));
+    }
+
+    if let Some(days) = due_notice_days(&work.after, now) {
+        let expires = millis(work.after.expires_at);
+        match work.after.renewal {
+            RenewalMethod::Auto => {
+                let price = work.after.unit_price * work.after.auto_renew_period.unwrap_or(1);
+                if !account.allow_arrears && account.balance < price {
+                    work.notices.push((
+                        Notice::RenewalBalanceLow { days, balance: account.balance, price },
+                        format!("renewal_warning:{id}:{days}:{expires}"),
+                    ));
+                }
+            }
+            RenewalMethod::Manual | RenewalMethod::NotRenew => {
+                work.notices.push((Notice::ExpiringSoon { days }, format!("expiring_soon:{id}:{days}:{expires}")));
+            }
+        }
+    }
+    Ok(work)
+}
+
+/// `?` for SQLite, `$n` for PostgreSQL: `count` placeholders after `start` of them.
+fn marks(backend: DatabaseBackend, start: usize, count: usize) -> String {
+    let marks: Vec<String> = (start..start + count)
+        .map(|n| match backend {
+            DatabaseBackend::Postgres => format!("${}", n + 1),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    format!("({})", marks.join(", "))
+}
+
+/// Rows per batched `UPDATE … FROM (VALUES …)`.
+const VALUES_CHUNK: usize = 500;
+
+/// Writes the swept packs of a batch in few statements: each pack's header as the sweep left
+/// it and its next sweep instant, guarded on the version and lifecycle it was read with (the
+/// version moves only when something other than the next sweep instant changed). Any pack
+/// changed under us fails the batch, which is retried.
+async fn write_swept(
+    conn: &impl ConnectionTrait,
+    swept: &[(&Pack, &Pack, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let backend = conn.get_database_backend();
+    for chunk in swept.chunks(VALUES_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (before, after, next) in chunk {
+            let changed = before.lifecycle != after.lifecycle
+                || before.expires_at != after.expires_at
+                || before.term.count != after.term.count
+                || before.package_expired_at != after.package_expired_at;
+            let start = values.len();
+            values.push(before.id.as_str().into());
+            values.push(before.account_id.into());
+            values.push(before.version.into());
+            values.push(before.lifecycle.as_str().into());
+            values.push(after.lifecycle.as_str().into());
+            values.push(i64::from(after.term.count).into());
+            values.push(millis(after.expires_at).into());
+            // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
+            values.push(after.package_expired_at.map_or(-1, millis).into());
+            values.push(money_units(after.price_paid)?.into());
+            values.push(if changed { before.version + 1 } else { before.version }.into());
+            values.push(if changed { millis(now) } else { -1 }.into());
+            values.push(next.map_or(-1, millis).into());
+            rows.push(marks(backend, start, values.len() - start));
+        }
+        let sql = format!(
+            "UPDATE packs SET lifecycle = v.column5, term_count = v.column6, expires_at = v.column7, \
+             package_expired_at = CASE WHEN v.column8 < 0 THEN NULL ELSE v.column8 END, price_paid = v.column9, \
+             version = v.column10, updated_at = CASE WHEN v.column11 < 0 THEN packs.updated_at ELSE v.column11 END, \
+             next_sweep_at = CASE WHEN v.column12 < 0 THEN NULL ELSE v.column12 END \
+             FROM (VALUES {}) AS v \
+             WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
+             AND packs.lifecycle = v.column4",
+            rows.join(", ")
+        );
+        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("a resource pack of this sweep batch"));
+        }
+    }
+    Ok(())
+}
+
+/// Moves items to their current cycle in few statements, each guarded on the values read.
+async fn write_rolls(conn: &impl ConnectionTrait, rolls: &[(&Pack, &ItemRoll)]) -> StoreResult<()> {
+    let backend = conn.get_database_backend();
+    for chunk in rolls.chunks(VALUES_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (pack, roll) in chunk {
+            let start = values.len();
+            values.push(pack.id.as_str().into());
+            values.push(pack.account_id.into());
+            values.push(i64::from(roll.position).into());
+            values.push(roll.seen_remaining.into());
+            values.push(roll.seen_cycle.into());
+            values.push(roll.remaining.into());
+            values.push(roll.cycle.into());
+            rows.push(marks(backend, start, values.len() - start));
+        }
+        let sql = format!(
+            "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7 FROM (VALUES {}) AS v \
+             WHERE pack_items.pack_id = v.column1 AND pack_items.account_id = v.column2 \
+             AND pack_items.position = v.column3 AND pack_items.remaining = v.column4 \
+             AND pack_items.cycle_index = v.column5",
+            rows.join(", ")
+        );
+        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("the capacity of a resource pack of this sweep batch"));
+        }
+    }
+    Ok(())
+}
+
+fn audit_row(pack: &Pack, action: &str, detail: serde_json::Value, now: DateTime<Utc>) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
+        account_id: Set(pack.account_id),
+        actor: Set(daemon().as_str().to_owned()),
+        action: Set(action.to_owned()),
+        target: Set(pack.id.to_string()),
+        detail: Set(detail.to_string()),
+        created_at: Set(millis(now)),
+        ..Default::default()
+    }
+}
+
+async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveModel>) -> StoreResult<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<audit_log::ActiveModel> = rows.by_ref().take(500).collect();
+        audit_log::Entity::insert_many(chunk).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// One pass of the pack jobs at `now`: every due pack, in transactions of up to
+    /// `batch_size` packs, until none is due. Safe to run again at once (it finds nothing),
+    /// after a crash (a batch is all or nothing), and from several processes at the same time.
+    pub async fn sweep_packs(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
+        let batch_size = batch_size.clamp(1, 5000);
+        let mut total = SweepReport::default();
+        loop {
+            let report = self.sweep_pack_batch(now, batch_size).await?;
+            total += report;
+            if report.packs < batch_size {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One transaction of [`Store::sweep_packs`]: up to `batch_size` due packs (fewer means
+    /// nothing more is due). Callers that must stop promptly (SIGTERM) loop over this.
+    pub async fn sweep_pack_batch(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
+        let batch_size = batch_size.clamp(1, 5000);
+        match self.sweep_batch(now, batch_size, None).await {
+            Err(error) if !error.is_transient() => {
+                // One bad pack must not stop the upkeep of all others: handle this batch's
+                // packs one by one and set the failing ones aside.
+                tracing::warn!(%error, "a sweep batch failed; sweeping its packs one by one");
+                self.sweep_one_by_one(now, batch_size).await
+            }
+            result => result,
+        }
+    }
+
+    async fn sweep_one_by_one(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
+        let ids: Vec<String> = packs::Entity::find()
+            .select_only()
+            .column(packs::Column::Id)
+            .filter(packs::Column::NextSweepAt.lte(millis(now)))
+            .order_by_asc(packs::Column::NextSweepAt)
+            .limit(batch_size)
+            .into_tuple()
+            .all(self.read())
+            .await?;
+        let mut total = SweepReport::default();
+        for id in ids {
+            match self.sweep_batch(now, 1, Some(&id)).await {
+                Ok(report) => total += report,
+                Err(error) => {
+                    tracing::error!(%error, pack_id = %id, "cannot sweep this pack; trying again in an hour");
+                    let tx = self.write().await?;
+                    packs::Entity::update_many()
+                        .col_expr(packs::Column::NextSweepAt, Expr::value(millis(now + FAILED_PACK_RETRY)))
+                        .filter(packs::Column::Id.eq(id.as_str()))
+                        .exec(&*tx)
+                        .await?;
+                    tx.commit().await?;
+                    total.packs += 1;
+                    total.failed += 1;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    async fn sweep_batch(&self, now: DateTime<Utc>, limit: u64, only: Option<&str>) -> StoreResult<SweepReport> {
+        retrying(|| async {
+            let tx = self.write().await?;
+            let rows = claim_due(&*tx, now, limit, only).await?;
+            if rows.is_empty() {
+                return Ok(SweepReport::default());
+            }
+            let packs = hydrate(&*tx, rows).await?;
+            let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
+            let mut accounts: HashMap<i64, Account> =
+                load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
+            let mut report = SweepReport { packs: packs.len() as u64, ..SweepReport::default() };
+            let mut works = Vec::with_capacity(packs.len());
+            let mut audits = Vec::new();
+            let mut mails = Vec::new();
+            for before in &packs {
+                let account = accounts
+                    .get_mut(&before.account_id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("pack {} has no account", before.id)))?;
+                let work = upkeep_pack(&*tx, account, before, now, &mut report).await?;
+                for (action, detail) in &work.audits {
+                    audits.push(audit_row(before, action, detail.clone(), now));
+                }
+                for (notice, key) in &work.notices {
+                    mails.push(notice_row(account, &work.after, notice, key, now));
+                }
+                let next = next_upkeep_at(&work.after, now);
+                works.push((before, work, next));
+            }
+            let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
+                works.iter().map(|(before, work, next)| (*before, &work.after, *next)).collect();
+            write_swept(&*tx, &swept, now).await?;
+            let rolls: Vec<(&Pack, &ItemRoll)> =
+                works.iter().flat_map(|(_, work, _)| work.rolls.iter().map(move |roll| (&work.after, roll))).collect();
+            write_rolls(&*tx, &rolls).await?;
+            write_audit(&*tx, audits).await?;
+            report.mails += enqueue(&*tx, mails).await?;
+            tx.commit().await?;
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Queues low-capacity alerts for total-decrement packs that usage has drawn below one of
+    /// their account's thresholds. Follows `deductions` from a stored cursor, so an idle scan
+    /// reads nothing; `lookback` re-reads that many deductions before the cursor (a periodic
+    /// safety net for deductions committed after later ones were scanned: alerts are deduped,
+    /// so re-reading never repeats a mail). Returns the number of emails queued.
+    pub async fn scan_capacity_alerts(&self, now: DateTime<Utc>, lookback: i64) -> StoreResult<u64> {
+        let mut mails = 0;
+        let mut lookback = lookback.max(0);
+        loop {
+            let (read, queued) = self.scan_capacity_batch(now, lookback).await?;
+            mails += queued;
+            lookback = 0;
+            if read < CAPACITY_SCAN_BATCH {
+                return Ok(mails);
+            }
+        }
+    }
+
+    async fn scan_capacity_batch(&self, now: DateTime<Utc>, lookback: i64) -> StoreResult<(u64, u64)> {
+        retrying(|| async {
+            let tx = self.write().await?;
+            daemon_cursors::Entity::insert(daemon_cursors::ActiveModel {
+                name: Set(CAPACITY_CURSOR.to_owned()),
+                position: Set(0),
+                updated_at: Set(millis(now)),
+            })
+            .on_conflict(OnConflict::column(daemon_cursors::Column::Name).do_nothing().to_owned())
+            .exec_without_returning(&*tx)
+            .await?;
+            let mut cursor_query = daemon_cursors::Entity::find_by_id(CAPACITY_CURSOR.to_owned());
+            if tx.get_database_backend() == DatabaseBackend::Postgres {
+                // Two daemons scan one after the other, never the same rows at once.
+                cursor_query = cursor_query.lock_exclusive();
+            }
+            let cursor = cursor_query.one(&*tx).await?.map_or(0, |row| row.position);
+            let rows: Vec<(i64, String)> = deductions::Entity::find()
+                .select_only()
+                .column(deductions::Column::Id)
+                .column(deductions::Column::PackId)
+                .filter(deductions::Column::Id.gt((cursor - lookback).max(0)))
+                .order_by_asc(deductions::Column::Id)
+                .limit(CAPACITY_SCAN_BATCH)
+                .into_tuple()
+                .all(&*tx)
+                .await?;
+            let Some(last) = rows.last().map(|(id, _)| *id) else {
+                return Ok((0, 0));
+            };
+            let pack_ids: BTreeSet<String> = rows.iter().map(|(_, pack)| pack.clone()).collect();
+            let mut pack_rows = Vec::new();
+            let pack_ids: Vec<String> = pack_ids.into_iter().collect();
+            for chunk in pack_ids.chunks(1000) {
+                pack_rows.extend(
+                    packs::Entity::find()
+                        .filter(packs::Column::Id.is_in(chunk.to_vec()))
+                        .filter(packs::Column::PaymentMode.eq("total_decrement"))
+                        .filter(packs::Column::Lifecycle.eq("valid"))
+                        .all(&*tx)
+                        .await?,
+                );
+            }
+            let packs = hydrate(&*tx, pack_rows).await?;
+            let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
+            let accounts: HashMap<i64, Account> =
+                load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
+            let mut mails = Vec::new();
+            for pack in &packs {
+                let Some(account) = accounts.get(&pack.account_id) else { continue };
+                for (position, item) in pack.items.iter().enumerate() {
+                    let Some(threshold) = crossed_threshold(item, &account.alert_thresholds) else { continue };
+                    let (Some(capacity), remaining) = (item.capacity, item.remaining) else { continue };
+                    let notice = Notice::CapacityLow {
+                        item: item.name.clone(),
+                        unit: item.unit.clone(),
+                        threshold,
+                        remaining,
+                        capacity,
+                    };
+                    let key = format!("capacity_low:{}:{position}:{threshold}:{}", pack.id, item.cycle_index);
+                    mails.push(notice_row(account, pack, &notice, &key, now));
+                }
+            }
+            let queued = enqueue(&*tx, mails).await?;
+            if last > cursor {
+                daemon_cursors::Entity::update_many()
+                    .col_expr(daemon_cursors::Column::Position, Expr::value(last))
+                    .col_expr(daemon_cursors::Column::UpdatedAt, Expr::value(millis(now)))
+                    .filter(daemon_cursors::Column::Name.eq(CAPACITY_CURSOR))
+                    .exec(&*tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok((rows.len() as u64, queued))
+        })
+        .await
+    }
+
+    /// How many packs are due at `now` (for metrics and `respackd sweep` output).
+    pub async fn due_pack_count(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(packs::Entity::find().filter(packs::Column::NextSweepAt.lte(millis(now))).count(self.read()).await?)
+    }
+}

@@ -1,0 +1,323 @@
+//! respackd's sweep as the store runs it: activation, cycle rolls after downtime, auto-renewal
+//! and its failure, expiry, exhaustion, the notices and their dedupe keys, the outbox's claim,
+//! retry and dead states — driven by a moving clock across month ends, leap days and DST.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use respack_domain::{Lifecycle, PaymentMode, RenewalMethod, TimeUnit};
+use respack_store::{Account, Charge, OutboxMessage, Store};
+
+use crate::fixtures::*;
+
+async fn alerted_account(store: &Store, name: &str, balance: &str, language: &str) -> Account {
+    let account = account_with(store, name, balance).await;
+    store
+        .set_alert_settings(account.id, vec!["ops@acme.example".into()], language, vec![20, 10], &operator(), t0())
+        .await
+        .unwrap()
+}
+
+async fn issue(store: &Store, account: i64, spec: respack_domain::PackSpec, now: DateTime<Utc>) -> String {
+    store.issue_pack(account, spec, Charge::Settled, None, &operator(), now).await.unwrap().pack_id
+}
+
+async fn mails(store: &Store) -> Vec<OutboxMessage> {
+    let mut rows = store.outbox(None, 1000).await.unwrap();
+    rows.reverse();
+    rows
+}
+
+async fn kinds(store: &Store) -> Vec<String> {
+    mails(store).await.into_iter().map(|mail| mail.kind).collect()
+}
+
+async fn audit_actions(store: &Store, account: i64, action: &str) -> Vec<serde_json::Value> {
+    let mut rows: Vec<_> =
+        store.audit_log(Some(account), 1000).await.unwrap().into_iter().filter(|row| row.action == action).collect();
+    rows.reverse();
+    rows.into_iter().map(|row| row.detail).collect()
+}
+
+fn sum_of_ledger(rows: &[respack_store::LedgerEntry]) -> respack_domain::Money {
+    rows.iter().map(|row| row.amount).sum()
+}
+
+async fn activation_month_end_rolls_and_downtime_are_recorded_once(store: &Store) {
+    let account = alerted_account(store, "Acme", "0", "en").await;
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 12, "100", at("2026-01-31T10:00:00Z"));
+    let pack_id = issue(store, account.id, spec, at("2026-01-20T00:00:00Z")).await;
+
+    let report = store.sweep_packs(at("2026-01-25T00:00:00Z"), 100).await.unwrap();
+    assert_eq!((report.packs, report.activated), (1, 0), "seen once, not yet effective");
+    assert_eq!(
+        store.sweep_packs(at("2026-01-30T00:00:00Z"), 100).await.unwrap().packs,
+        0,
+        "not due again before activation"
+    );
+
+    let report = store.sweep_packs(at("2026-01-31T10:00:00Z"), 100).await.unwrap();
+    assert_eq!(report.activated, 1);
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().lifecycle, Lifecycle::Valid);
+
+    store
+        .record_usage(account.id, &[usage("u1", "30", at("2026-02-01T00:00:00Z"))], at("2026-02-01T00:00:01Z"))
+        .await
+        .unwrap();
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().items[0].remaining, dec("70"));
+    // Jan 31 clamps to Feb 28: the second period starts then.
+    assert_eq!(store.sweep_packs(at("2026-02-28T09:59:59Z"), 100).await.unwrap().cycles_rolled, 0);
+    let report = store.sweep_packs(at("2026-02-28T10:00:00Z"), 100).await.unwrap();
+    assert_eq!(report.cycles_rolled, 1);
+    let item = store.pack(None, &pack_id).await.unwrap().items[0].clone();
+    assert_eq!((item.cycle_index, item.remaining), (1, dec("100")), "restored, nothing carried over");
+
+    // Downtime from March to mid-June: one jump to period 4 (May 31 – Jun 30), audited once.
+    let report = store.sweep_packs(at("2026-06-15T00:00:00Z"), 100).await.unwrap();
+    assert_eq!(report.cycles_rolled, 1);
+    assert_eq!(store.sweep_packs(at("2026-06-15T00:00:00Z"), 100).await.unwrap().packs, 0, "a rerun finds nothing");
+    let rolls = audit_actions(store, account.id, "pack.roll_cycles").await;
+    assert_eq!(rolls.len(), 2);
+    assert_eq!((rolls[1]["from_cycle"].as_i64(), rolls[1]["to_cycle"].as_i64()), (Some(1), Some(4)));
+    assert_eq!(rolls[1]["missed_cycles"].as_i64(), Some(2));
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().items[0].cycle_index, 4);
+
+    // Manual renewal method: 7- and 1-day notices before the end (Jan 31, 2027), then expiry.
+    store.sweep_packs(at("2027-01-24T10:00:00Z"), 100).await.unwrap();
+    store.sweep_packs(at("2027-01-27T10:00:00Z"), 100).await.unwrap();
+    store.sweep_packs(at("2027-01-30T10:00:00Z"), 100).await.unwrap();
+    let report = store.sweep_packs(at("2027-02-01T00:00:00Z"), 100).await.unwrap();
+    assert_eq!(report.expired, 1);
+    assert_eq!(
+        store.sweep_packs(at("2027-03-01T00:00:00Z"), 100).await.unwrap().packs,
+        0,
+        "an expired pack is never due"
+    );
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!((pack.lifecycle, pack.package_expired_at), (Lifecycle::Expired, Some(at("2027-01-31T10:00:00Z"))));
+    assert_eq!(kinds(store).await, ["expiring_soon", "expiring_soon", "expired"]);
+    let sent = mails(store).await;
+    assert!(sent[0].subject.contains("expires in 7 days"), "{}", sent[0].subject);
+    assert!(sent[1].subject.contains("expires in 1 day"), "{}", sent[1].subject);
+    assert!(sent.iter().all(|mail| mail.status == "queued" && mail.recipients == ["ops@acme.example"]));
+}
+
+async fn auto_renewal_charges_once_then_fails_when_the_balance_runs_out(store: &Store) {
+    let account = alerted_account(store, "Acme", "25", "zh-CN").await;
+    let mut spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "100", at("2026-03-31T00:00:00Z"));
+    spec.renewal = RenewalMethod::Auto;
+    spec.auto_renew_period = Some(1);
+    let pack_id = issue(store, account.id, spec, at("2026-03-31T00:00:00Z")).await;
+    store.sweep_packs(at("2026-03-31T00:00:00Z"), 100).await.unwrap();
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().expires_at, at("2026-04-30T00:00:00Z"));
+
+    // The balance covers the renewal: no warning at 7 days.
+    store.sweep_packs(at("2026-04-23T00:00:00Z"), 100).await.unwrap();
+    assert!(kinds(store).await.is_empty());
+
+    let report = store.sweep_packs(at("2026-04-30T00:00:00Z"), 100).await.unwrap();
+    assert_eq!((report.renewed, report.expired), (1, 0));
+    assert_eq!(store.sweep_packs(at("2026-04-30T00:00:00Z"), 100).await.unwrap().renewed, 0, "a rerun charges nothing");
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!((pack.lifecycle, pack.expires_at, pack.term.count), (Lifecycle::Valid, at("2026-05-31T00:00:00Z"), 2));
+    assert_eq!(store.account(account.id).await.unwrap().balance, money("15"));
+    let renewals = store.bill_lines(account.id, "2026-04").await.unwrap();
+    assert_eq!(
+        renewals.iter().filter(|line| line.action_type == respack_domain::BillActionType::SubscriptionRenewal).count(),
+        1
+    );
+
+    // Balance 15 covers one more month but not the warning's check after it: 5 < 10.
+    store.sweep_packs(at("2026-05-31T00:00:00Z"), 100).await.unwrap();
+    assert_eq!(store.account(account.id).await.unwrap().balance, money("5"));
+    store.sweep_packs(at("2026-06-23T00:00:00Z"), 100).await.unwrap();
+    store.sweep_packs(at("2026-06-27T00:00:00Z"), 100).await.unwrap();
+    store.sweep_packs(at("2026-06-29T12:00:00Z"), 100).await.unwrap();
+    let report = store.sweep_packs(at("2026-06-30T00:00:00Z"), 100).await.unwrap();
+    assert_eq!((report.renewed, report.renewal_failed, report.expired), (0, 1, 1));
+    store.sweep_packs(at("2026-07-30T00:00:00Z"), 100).await.unwrap();
+
+    assert_eq!(
+        kinds(store).await,
+        [
+            "renewal_receipt",
+            "renewal_receipt",
+            "renewal_warning",
+            "renewal_warning",
+            "renewal_warning",
+            "renewal_failed"
+        ]
+    );
+    let failed = mails(store).await.pop().unwrap();
+    assert!(failed.subject.contains("余额不足"), "Chinese for 'insufficient balance': {}", failed.subject);
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!(pack.lifecycle, Lifecycle::Expired);
+    let account = store.account(account.id).await.unwrap();
+    let ledger = store.ledger(account.id, 1000).await.unwrap();
+    assert_eq!(ledger.iter().filter(|row| row.kind == "renewal").count(), 2);
+    assert_eq!(account.balance, sum_of_ledger(&ledger), "balance == sum(ledger)");
+}
+
+async fn catch_up_after_downtime_renews_term_after_term(store: &Store) {
+    let account = alerted_account(store, "Acme", "100", "en").await;
+    let mut spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Day), 2, "10", at("2026-10-30T00:00:00Z"));
+    spec.renewal = RenewalMethod::Auto;
+    spec.auto_renew_period = Some(2);
+    let pack_id = issue(store, account.id, spec, at("2026-10-30T00:00:00Z")).await;
+    // Down from Oct 30 to Nov 5, 12:00: three 2-day renewals bring it to Nov 7.
+    let report = store.sweep_packs(at("2026-11-05T12:00:00Z"), 100).await.unwrap();
+    assert_eq!((report.renewed, report.expired), (3, 0));
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!((pack.expires_at, pack.items[0].cycle_index), (at("2026-11-07T00:00:00Z"), 6));
+    assert_eq!(store.account(account.id).await.unwrap().balance, money("40"));
+    assert_eq!(audit_actions(store, account.id, "pack.roll_cycles").await.len(), 1, "one roll 0 → 6");
+}
+
+async fn dst_and_leap_day_boundaries(store: &Store) {
+    let account = alerted_account(store, "Acme", "0", "en").await;
+    let new_york: Tz = "America/New_York".parse().unwrap();
+    let mut daily = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Day), 5, "50", at("2026-03-07T05:00:00Z"));
+    daily.time_zone = new_york;
+    let daily_id = issue(store, account.id, daily, at("2026-03-07T05:00:00Z")).await;
+    let mut leap = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 3, "50", at("2028-01-31T00:00:00Z"));
+    leap.name = "Leap".into();
+    let leap_id = issue(store, account.id, leap, at("2026-03-07T05:00:00Z")).await;
+
+    store.sweep_packs(at("2026-03-07T05:00:00Z"), 100).await.unwrap();
+    // Midnight New York: 05:00Z before the spring-forward, 04:00Z after it.
+    for (now, cycle) in [
+        ("2026-03-08T04:59:59Z", 0),
+        ("2026-03-08T05:00:00Z", 1),
+        ("2026-03-09T03:59:59Z", 1),
+        ("2026-03-09T04:00:00Z", 2),
+    ] {
+        store.sweep_packs(at(now), 100).await.unwrap();
+        assert_eq!(store.pack(None, &daily_id).await.unwrap().items[0].cycle_index, cycle, "at {now}");
+    }
+    store.sweep_packs(at("2028-01-31T00:00:00Z"), 100).await.unwrap();
+    store.sweep_packs(at("2028-02-28T23:59:59Z"), 100).await.unwrap();
+    assert_eq!(store.pack(None, &leap_id).await.unwrap().items[0].cycle_index, 0);
+    store.sweep_packs(at("2028-02-29T00:00:00Z"), 100).await.unwrap();
+    assert_eq!(store.pack(None, &leap_id).await.unwrap().items[0].cycle_index, 1, "Jan 31 → Feb 29 in a leap year");
+    store.sweep_packs(at("2028-03-31T00:00:00Z"), 100).await.unwrap();
+    assert_eq!(store.pack(None, &leap_id).await.unwrap().items[0].cycle_index, 2, "and back to the 31st");
+}
+
+async fn capacity_alerts_once_per_threshold_then_exhausted(store: &Store) {
+    let account = alerted_account(store, "Acme", "0", "en").await;
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", at("2026-03-01T00:00:00Z"));
+    let pack_id = issue(store, account.id, spec, at("2026-03-01T00:00:00Z")).await;
+    store.sweep_packs(t0(), 100).await.unwrap();
+
+    store.record_usage(account.id, &[usage("a", "79", t0())], t0()).await.unwrap();
+    assert_eq!(store.scan_capacity_alerts(t0(), 0).await.unwrap(), 0, "21% left: above both thresholds");
+    store.record_usage(account.id, &[usage("b", "6", t0())], t0()).await.unwrap();
+    assert_eq!(store.scan_capacity_alerts(t0(), 0).await.unwrap(), 1, "15% left");
+    assert_eq!(store.scan_capacity_alerts(t0(), 1000).await.unwrap(), 0, "re-reading never repeats a mail");
+    store.record_usage(account.id, &[usage("c", "1", t0())], t0()).await.unwrap();
+    assert_eq!(store.scan_capacity_alerts(t0(), 0).await.unwrap(), 0, "still in the 20% band");
+    store.record_usage(account.id, &[usage("d", "6", t0())], t0()).await.unwrap();
+    assert_eq!(store.scan_capacity_alerts(t0(), 0).await.unwrap(), 1, "8% left");
+    store.record_usage(account.id, &[usage("e", "20", t0())], t0()).await.unwrap();
+    assert_eq!(store.pack(None, &pack_id).await.unwrap().lifecycle, Lifecycle::Exhausted, "usage exhausted it");
+    let report = store.sweep_packs(t0() + Duration::minutes(1), 100).await.unwrap();
+    assert_eq!(report.mails, 1);
+    assert_eq!(store.sweep_packs(t0() + Duration::minutes(2), 100).await.unwrap().packs, 0);
+    assert_eq!(kinds(store).await, ["capacity_low", "capacity_low", "exhausted"]);
+    let subjects: Vec<String> = mails(store).await.into_iter().map(|mail| mail.subject).collect();
+    assert!(subjects[0].contains("less than 20%") && subjects[1].contains("less than 10%"), "{subjects:?}");
+}
+
+async fn outbox_claims_lease_retry_and_dead(store: &Store) {
+    let account = alerted_account(store, "Acme", "0", "en").await;
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Day), 1, "10", at("2026-03-01T00:00:00Z"));
+    issue(store, account.id, spec.clone(), at("2026-03-01T00:00:00Z")).await;
+    issue(store, account.id, spec, at("2026-03-01T00:00:00Z")).await;
+    store.sweep_packs(t0(), 100).await.unwrap();
+    assert_eq!(kinds(store).await, ["expired", "expired"]);
+
+    let lease = Duration::minutes(10);
+    let claimed = store.claim_outbox(t0(), 10, lease).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|mail| mail.attempts == 1 && !mail.body_html.is_empty() && !mail.body_text.is_empty()));
+    assert!(store.claim_outbox(t0(), 10, lease).await.unwrap().is_empty(), "claimed rows are leased");
+
+    let (first, second) = (&claimed[0], &claimed[1]);
+    assert!(store
+        .mark_outbox_failed(first.id, 1, "connection refused", Some(t0() + Duration::minutes(1)))
+        .await
+        .unwrap());
+    assert!(store.claim_outbox(t0() + Duration::seconds(59), 10, lease).await.unwrap().is_empty(), "backing off");
+    let again = store.claim_outbox(t0() + Duration::minutes(1), 10, lease).await.unwrap();
+    assert_eq!((again.len(), again[0].id, again[0].attempts), (1, first.id, 2));
+    assert!(store.mark_outbox_failed(first.id, 2, "still refused", None).await.unwrap());
+
+    // The second one's sender "crashed" after claiming: after the lease it is handed out again,
+    // and the stale sender can no longer mark it.
+    let reclaimed = store.claim_outbox(t0() + lease, 10, lease).await.unwrap();
+    assert_eq!((reclaimed.len(), reclaimed[0].id, reclaimed[0].attempts), (1, second.id, 2));
+    assert!(!store.mark_outbox_sent(second.id, 1, t0() + lease).await.unwrap());
+    assert!(store.mark_outbox_sent(second.id, 2, t0() + lease).await.unwrap());
+
+    let rows = mails(store).await;
+    let by_id = |id: i64| rows.iter().find(|row| row.id == id).unwrap().clone();
+    let dead = by_id(first.id);
+    assert_eq!((dead.status.as_str(), dead.attempts, dead.last_error.as_deref()), ("dead", 2, Some("still refused")));
+    let sent = by_id(second.id);
+    assert_eq!((sent.status.as_str(), sent.sent_at), ("sent", Some(t0() + lease)));
+    let counts = store.outbox_counts().await.unwrap();
+    assert!(counts.contains(&("dead".into(), 1)) && counts.contains(&("sent".into(), 1)), "{counts:?}");
+}
+
+async fn notices_without_recipients_are_kept_as_dead(store: &Store) {
+    let account = account_with(store, "Quiet", "0").await;
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Day), 1, "10", at("2026-03-01T00:00:00Z"));
+    issue(store, account.id, spec, at("2026-03-01T00:00:00Z")).await;
+    store.sweep_packs(t0(), 100).await.unwrap();
+    let rows = mails(store).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "dead");
+    assert!(rows[0].last_error.as_deref().unwrap_or_default().contains("no alert recipients"));
+    assert!(store.claim_outbox(t0(), 10, Duration::minutes(1)).await.unwrap().is_empty());
+}
+
+async fn concurrent_sweeps_never_renew_or_mail_twice(store: &Store) {
+    let account = alerted_account(store, "Acme", "1000", "en").await;
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let mut spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "100", at("2026-02-10T08:00:00Z"));
+        spec.renewal = RenewalMethod::Auto;
+        ids.push(issue(store, account.id, spec, at("2026-02-10T08:00:00Z")).await);
+    }
+    let now = at("2026-03-10T08:00:00Z");
+    let sweeps: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.sweep_packs(now, 7).await.unwrap() })
+        })
+        .collect();
+    let mut renewed = 0;
+    for sweep in sweeps {
+        renewed += sweep.await.unwrap().renewed;
+    }
+    assert_eq!(renewed, 30);
+    let account = store.account(account.id).await.unwrap();
+    assert_eq!(account.balance, money("700"));
+    let ledger = store.ledger(account.id, 1000).await.unwrap();
+    assert_eq!(ledger.iter().filter(|row| row.kind == "renewal").count(), 30);
+    assert_eq!(account.balance, sum_of_ledger(&ledger));
+    assert_eq!(kinds(store).await.len(), 30);
+    for id in ids {
+        assert_eq!(store.pack(None, &id).await.unwrap().term.count, 2, "{id} renewed once");
+    }
+}
+
+crate::on_both_backends!(
+    activation_month_end_rolls_and_downtime_are_recorded_once,
+    auto_renewal_charges_once_then_fails_when_the_balance_runs_out,
+    catch_up_after_downtime_renews_term_after_term,
+    dst_and_leap_day_boundaries,
+    capacity_alerts_once_per_threshold_then_exhausted,
+    outbox_claims_lease_retry_and_dead,
+    notices_without_recipients_are_kept_as_dead,
+    concurrent_sweeps_never_renew_or_mail_twice,
+);

@@ -1,0 +1,370 @@
+//! `cargo xtask bench sweep`: respackd's pack sweep on SQLite and PostgreSQL. Builds N packs
+//! (default 1,000,000) with set-based SQL, 10 % of them due at the sweep instant — 4 % move to a
+//! new monthly period, 3 % expire (manual renewal), 3 % auto-renew — and measures:
+//! - an idle sweep (nothing due) at N packs,
+//! - respack's sweep of the due packs (`Store::sweep_packs`, batches of 500),
+//! - hand-written set-based SQL doing the same writes on the same data in the same run (in a
+//!   transaction that is rolled back before respack runs), for the ratio,
+//! - the process's peak RSS.
+//!
+//! The last line is JSON: `{"bench":"sweep","packs":…,"sqlite_due_s":…,"postgres_due_s":…,
+//! "idle_sweep_ms":…,"raw_sql_ratio":…,"peak_rss_mb":…}`.
+
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use respack_domain::chrono::{DateTime, Utc};
+use respack_store::{SealingKey, Store};
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement, TransactionTrait};
+
+use crate::pg_cluster::{Durability, PgCluster, PgInstall};
+
+const ACCOUNTS: usize = 10_000;
+/// Packs written per INSERT statement while building.
+const BUILD_CHUNK: usize = 100_000;
+const BATCH: u64 = 500;
+/// Money and quantity scales of the schema (10⁻⁸ and 10⁻⁶).
+const MONEY: i64 = 100_000_000;
+const QUANTITY: i64 = 1_000_000;
+
+fn ms(text: &str) -> i64 {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc).timestamp_millis()).unwrap_or_default()
+}
+
+fn instant(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+/// The sweep instant; the idle sweep runs an hour before it, when nothing is due.
+const DUE_AT: &str = "2026-06-01T00:00:01Z";
+const IDLE_AT: &str = "2026-05-31T23:00:00Z";
+
+fn parse(args: &[String]) -> Result<usize> {
+    let mut packs = 1_000_000;
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--packs" => {
+                packs = args.next().context("--packs needs a number")?.parse().context("--packs needs a number")?;
+            }
+            other => bail!("unknown flag {other}; usage: cargo xtask bench sweep [--packs N]"),
+        }
+    }
+    ensure!(packs >= 1000, "--packs must be at least 1000");
+    Ok(packs)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let packs = parse(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        println!("bench sweep: {packs} packs over {ACCOUNTS} accounts, 10% due (4% cycle rolls, 3% expiries, 3% auto-renewals)");
+        let dir = std::env::temp_dir().join(format!("respack-bench-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let sqlite_url = format!("sqlite://{}?mode=rwc", dir.join("sweep.db").display());
+        let sqlite = measure("sqlite", &sqlite_url, packs).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let sqlite = sqlite?;
+
+        let install = PgInstall::find().context("PostgreSQL server binaries are needed (apt-get install postgresql)")?;
+        let cluster = PgCluster::start(&install, Durability::Durable)?;
+        let admin = Database::connect(cluster.url()).await?;
+        admin.execute_unprepared("CREATE DATABASE bench_sweep").await?;
+        let server = cluster.url().rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or_default();
+        let postgres = measure("postgres", &format!("{server}/bench_sweep"), packs).await?;
+        admin.close().await?;
+        drop(cluster);
+
+        let peak_rss_mb = peak_rss_mb();
+        let ratio = (sqlite.due_s / sqlite.raw_s).max(postgres.due_s / postgres.raw_s);
+        println!(
+            "ratios respack/plain SQL: sqlite {:.2}, postgres {:.2}; idle sweep: sqlite {:.2} ms, postgres {:.2} ms",
+            sqlite.due_s / sqlite.raw_s,
+            postgres.due_s / postgres.raw_s,
+            sqlite.idle_ms,
+            postgres.idle_ms
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "sweep",
+                "packs": packs,
+                "sqlite_due_s": round(sqlite.due_s),
+                "postgres_due_s": round(postgres.due_s),
+                "idle_sweep_ms": round(sqlite.idle_ms.max(postgres.idle_ms)),
+                "raw_sql_ratio": round(ratio),
+                "peak_rss_mb": round(peak_rss_mb),
+            })
+        );
+        Ok(())
+    })
+}
+
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// VmHWM of this process (where the sweep ran), in MiB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("VmHWM:")
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Measured {
+    due_s: f64,
+    raw_s: f64,
+    idle_ms: f64,
+}
+
+async fn measure(backend: &str, url: &str, packs: usize) -> Result<Measured> {
+    let store = Store::connect(url, SealingKey::from_bytes([9; 32])).await?;
+    let db = Database::connect(url).await?;
+    let started = Instant::now();
+    build(&db, packs, backend).await?;
+    println!("{backend}: built {packs} packs in {:.1}s", started.elapsed().as_secs_f64());
+
+    // Idle: nothing due. The first call warms caches; the median of the rest is reported.
+    let mut idle = Vec::new();
+    for _ in 0..11 {
+        let started = Instant::now();
+        let report = store.sweep_packs(instant(IDLE_AT), BATCH).await?;
+        ensure!(report.packs == 0, "the idle sweep found {} due packs", report.packs);
+        store.scan_capacity_alerts(instant(IDLE_AT), 0).await?;
+        store.claim_outbox(instant(IDLE_AT), 20, respack_domain::chrono::Duration::minutes(5)).await?;
+        idle.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    idle.remove(0);
+    idle.sort_by(f64::total_cmp);
+    let idle_ms = idle[idle.len() / 2];
+    println!("{backend}: idle sweep (pack sweep + capacity scan + outbox claim) {idle_ms:.2} ms (median of 10)");
+
+    let started = Instant::now();
+    plain_sql(&db).await?;
+    let raw_s = started.elapsed().as_secs_f64();
+    println!("{backend}: plain set-based SQL, same writes (rolled back): {raw_s:.2}s");
+
+    let started = Instant::now();
+    let mut total = respack_store::SweepReport::default();
+    loop {
+        let report = store.sweep_pack_batch(instant(DUE_AT), BATCH).await?;
+        total += report;
+        if total.packs % 10_000 < BATCH && report.packs > 0 {
+            println!("{backend}: respack swept {} packs ({:.1}s)", total.packs, started.elapsed().as_secs_f64());
+        }
+        if report.packs < BATCH {
+            break;
+        }
+    }
+    let due_s = started.elapsed().as_secs_f64();
+    println!(
+        "{backend}: respack sweep {due_s:.2}s: {} packs, {} cycle rolls, {} expired, {} renewed, {} mails",
+        total.packs, total.cycles_rolled, total.expired, total.renewed, total.mails
+    );
+    let tenth = |percent: usize| (packs / 100 * percent) as u64;
+    ensure!(total.cycles_rolled == tenth(4), "expected {} cycle rolls, got {}", tenth(4), total.cycles_rolled);
+    ensure!(total.expired == tenth(3), "expected {} expiries, got {}", tenth(3), total.expired);
+    ensure!(total.renewed == tenth(3), "expected {} renewals, got {}", tenth(3), total.renewed);
+    ensure!(store.due_pack_count(instant(DUE_AT)).await? == 0, "packs left due after the sweep");
+    store.close().await?;
+    db.close().await?;
+    Ok(Measured { due_s, raw_s, idle_ms })
+}
+
+/// The numbers `0..count` offset by `start` as a row source `n(i)`.
+fn numbers(backend: DatabaseBackend, start: usize, count: usize) -> (String, String) {
+    let last = start + count - 1;
+    match backend {
+        DatabaseBackend::Postgres => (String::new(), format!("generate_series({start}, {last}) AS n(i)")),
+        _ => (
+            format!("WITH RECURSIVE n(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM n WHERE i < {last}) "),
+            "n".to_owned(),
+        ),
+    }
+}
+
+fn pack_id_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "'rp-' || lpad(to_hex(i), 16, '0')",
+        _ => "'rp-' || printf('%016x', i)",
+    }
+}
+
+async fn build(db: &DatabaseConnection, packs: usize, backend_name: &str) -> Result<()> {
+    let backend = db.get_database_backend();
+    let (with, from) = numbers(backend, 1, ACCOUNTS);
+    db.execute_unprepared(&format!(
+        "{with}INSERT INTO accounts (id, uin, name, kind, parent_account_id, balance, allow_arrears, time_zone, language, \
+         alert_recipients, alert_thresholds, version, created_at) \
+         SELECT i, CAST(100000000000 + i AS TEXT), 'Bench account', 'customer', NULL, {balance}, false, 'UTC', 'en', \
+         '[\"ops@example.com\"]', '[20,10]', 0, {created} FROM {from}",
+        balance = 1_000_000 * MONEY,
+        created = ms("2026-01-01T00:00:00Z"),
+    ))
+    .await?;
+    if backend == DatabaseBackend::Postgres {
+        db.execute_unprepared("SELECT setval('accounts_id_seq', (SELECT max(id) FROM accounts))").await?;
+    }
+    // Category by i % 100: 0-3 roll (12 months from Jan 1, in May), 4-6 expire (1 month from
+    // May 1, manual), 7-9 auto-renew (1 month from May 1), 10-99 not due (12 months from Jan 15).
+    let category = "CASE WHEN i % 100 < 4 THEN 0 WHEN i % 100 < 7 THEN 1 WHEN i % 100 < 10 THEN 2 ELSE 3 END";
+    let pick = |values: [String; 4]| {
+        format!(
+            "CASE {category} WHEN 0 THEN {} WHEN 1 THEN {} WHEN 2 THEN {} ELSE {} END",
+            values[0], values[1], values[2], values[3]
+        )
+    };
+    let effective = pick([
+        ms("2026-01-01T00:00:00Z").to_string(),
+        ms("2026-05-01T00:00:00Z").to_string(),
+        ms("2026-05-01T00:00:00Z").to_string(),
+        ms("2026-01-15T00:00:00Z").to_string(),
+    ]);
+    let expires = pick([
+        ms("2027-01-01T00:00:00Z").to_string(),
+        ms("2026-06-01T00:00:00Z").to_string(),
+        ms("2026-06-01T00:00:00Z").to_string(),
+        ms("2027-01-15T00:00:00Z").to_string(),
+    ]);
+    let next_sweep = pick([
+        ms("2026-06-01T00:00:00Z").to_string(),
+        ms("2026-06-01T00:00:00Z").to_string(),
+        ms("2026-06-01T00:00:00Z").to_string(),
+        ms("2026-06-15T00:00:00Z").to_string(),
+    ]);
+    let count = pick(["12".into(), "1".into(), "1".into(), "12".into()]);
+    let renewal = pick([
+        "'NOTIFY_AND_MANUAL_RENEW'".into(),
+        "'NOTIFY_AND_MANUAL_RENEW'".into(),
+        "'NOTIFY_AND_AUTO_RENEW'".into(),
+        "'NOTIFY_AND_MANUAL_RENEW'".into(),
+    ]);
+    let auto_period = pick(["NULL".into(), "NULL".into(), "1".into(), "NULL".into()]);
+    let remaining = pick([
+        (40 * QUANTITY).to_string(),
+        (100 * QUANTITY).to_string(),
+        (100 * QUANTITY).to_string(),
+        (100 * QUANTITY).to_string(),
+    ]);
+    let cycle = pick(["4".into(), "0".into(), "0".into(), "4".into()]);
+    let id = pack_id_sql(backend);
+    let mut start = 0;
+    while start < packs {
+        let chunk = BUILD_CHUNK.min(packs - start);
+        let (with, from) = numbers(backend, start, chunk);
+        db.execute_unprepared(&format!(
+            "{with}INSERT INTO packs (id, account_id, name, product_code, subproduct_code, region, zone, lifecycle, frozen, \
+             payment_mode, cycle_unit, term_unit, term_count, time_zone, effective_at, expires_at, package_expired_at, \
+             purchased_at, renewal_method, auto_renew_period, unit_price, price_paid, scope, version, updated_at, next_sweep_at) \
+             SELECT {id}, i % {ACCOUNTS} + 1, 'Bench pack', 'p_mps', 'sp_mps_general_transcoding', 'ap-guangzhou', '', \
+             'valid', false, 'period_decrement', 'month', 'month', {count}, 'UTC', {effective}, {expires}, NULL, \
+             {effective}, {renewal}, {auto_period}, {price}, {price} * ({count}), '{{}}', 0, {effective}, {next_sweep} FROM {from}",
+            price = 10 * MONEY,
+        ))
+        .await?;
+        db.execute_unprepared(&format!(
+            "{with}INSERT INTO pack_items (account_id, pack_id, position, name, unit, usage_type, capacity, remaining, \
+             cycle_index, used) \
+             SELECT i % {ACCOUNTS} + 1, {id}, 0, 'General transcoding', 'minutes', NULL, {capacity}, {remaining}, {cycle}, 0 \
+             FROM {from}",
+            capacity = 100 * QUANTITY,
+        ))
+        .await?;
+        start += chunk;
+        println!("{backend_name}: {start} packs written");
+    }
+    db.execute_unprepared("ANALYZE").await?;
+    Ok(())
+}
+
+/// The same writes as respack's sweep of the due packs, as a handful of set-based statements,
+/// in one transaction that is rolled back so respack then finds the same data.
+async fn plain_sql(db: &DatabaseConnection) -> Result<()> {
+    let backend = db.get_database_backend();
+    let now = ms(DUE_AT);
+    let due = format!("next_sweep_at <= {now}");
+    let renew = format!("{due} AND expires_at <= {now} AND renewal_method = 'NOTIFY_AND_AUTO_RENEW'");
+    let expire = format!("{due} AND expires_at <= {now} AND renewal_method <> 'NOTIFY_AND_AUTO_RENEW'");
+    let roll = format!("{due} AND expires_at > {now} AND lifecycle = 'valid'");
+    let statements = [
+        // Cycle rolls.
+        format!(
+            "UPDATE pack_items SET remaining = capacity, cycle_index = 5 WHERE pack_id IN (SELECT id FROM packs WHERE {roll})"
+        ),
+        format!(
+            "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
+             SELECT account_id, 'system:respackd', 'pack.roll_cycles', id, '{{\"from_cycle\":4,\"to_cycle\":5}}', {now} \
+             FROM packs WHERE {roll}"
+        ),
+        format!("UPDATE packs SET next_sweep_at = {} WHERE {roll}", ms("2026-07-01T00:00:00Z")),
+        // Auto-renewals: balance, order, ledger, bill line, receipt, audit, pack.
+        format!(
+            "UPDATE accounts SET balance = accounts.balance - s.total, version = accounts.version + 1 \
+             FROM (SELECT account_id, SUM(unit_price) AS total FROM packs WHERE {renew} GROUP BY account_id) AS s \
+             WHERE accounts.id = s.account_id"
+        ),
+        format!(
+            "INSERT INTO orders (id, account_id, kind, client_token, pack_id, amount, periods, receipt, created_at) \
+             SELECT 'bench' || id, account_id, 'renewal', NULL, id, unit_price, 1, '{{}}', {now} FROM packs WHERE {renew}"
+        ),
+        format!(
+            "INSERT INTO balance_ledger (account_id, amount, balance_after, kind, order_id, pack_id, note, created_at) \
+             SELECT p.account_id, -p.unit_price, a.balance, 'renewal', 'bench' || p.id, p.id, 'Automatic renewal', {now} \
+             FROM packs p JOIN accounts a ON a.id = p.account_id WHERE {renew}"
+        ),
+        format!(
+            "INSERT INTO bill_lines (account_id, bill_month, resource_id, resource_name, order_id, action_type, pay_mode, \
+             business_code, product_code, region, zone, config_desc, total_cost, cash_pay_amount, fee_begin_at, fee_end_at, \
+             pay_time, operate_user_id, settlement_key, created_at) \
+             SELECT account_id, '2026-06', id, name, 'bench' || id, 'Yearly/monthly subscription renewal', 'prePay', \
+             product_code, subproduct_code, region, zone, 'Period decrement', unit_price, unit_price, expires_at, {july}, \
+             {now}, 'system:respackd', NULL, {now} FROM packs WHERE {renew}",
+            july = ms("2026-07-01T00:00:00Z")
+        ),
+        format!(
+            "INSERT INTO outbox (account_id, kind, dedupe_key, recipients, subject, body_text, body_html, status, attempts, \
+             next_attempt_at, last_error, created_at, sent_at) \
+             SELECT account_id, 'renewal_receipt', 'renewal_receipt:bench' || id, '[\"ops@example.com\"]', \
+             'Receipt: resource pack ' || name || ' (' || id || ') renewed', 'text', 'html', 'queued', 0, {now}, NULL, {now}, NULL \
+             FROM packs WHERE {renew}"
+        ),
+        format!(
+            "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
+             SELECT account_id, 'system:respackd', 'pack.auto_renew', id, '{{}}', {now} FROM packs WHERE {renew}"
+        ),
+        format!(
+            "UPDATE packs SET term_count = term_count + 1, expires_at = {july}, price_paid = price_paid + unit_price, \
+             version = version + 1, updated_at = {now}, next_sweep_at = {june24} WHERE {renew}",
+            july = ms("2026-07-01T00:00:00Z"),
+            june24 = ms("2026-06-24T00:00:00Z")
+        ),
+        // Expiries: mail, audit, pack.
+        format!(
+            "INSERT INTO outbox (account_id, kind, dedupe_key, recipients, subject, body_text, body_html, status, attempts, \
+             next_attempt_at, last_error, created_at, sent_at) \
+             SELECT account_id, 'expired', 'expired:' || id, '[\"ops@example.com\"]', \
+             'Resource pack ' || name || ' (' || id || ') has expired', 'text', 'html', 'queued', 0, {now}, NULL, {now}, NULL \
+             FROM packs WHERE {expire}"
+        ),
+        format!(
+            "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
+             SELECT account_id, 'system:respackd', 'pack.expire', id, '{{}}', {now} FROM packs WHERE {expire}"
+        ),
+        format!(
+            "UPDATE packs SET lifecycle = 'expired', package_expired_at = expires_at, version = version + 1, \
+             updated_at = {now}, next_sweep_at = NULL WHERE {expire}"
+        ),
+    ];
+    let tx = db.begin().await?;
+    for sql in statements {
+        tx.execute(Statement::from_string(backend, sql)).await.context("plain-SQL baseline statement")?;
+    }
+    tx.rollback().await?;
+    Ok(())
+}
