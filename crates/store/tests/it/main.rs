@@ -5,6 +5,7 @@ mod harness;
 mod fixtures;
 
 mod accounts;
+mod bill_summary;
 mod catalog_and_settings;
 mod demo;
 mod pack_ops;
