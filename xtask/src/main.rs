@@ -9,6 +9,7 @@ mod bench;
 mod db_cmd;
 mod pg_cluster;
 mod test_cmd;
+mod venv;
 
 use std::process::ExitCode;
 

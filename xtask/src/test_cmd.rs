@@ -12,6 +12,10 @@ use xshell::Shell;
 use crate::pg_cluster::{Durability, PgCluster, PgInstall};
 
 const DATABASE_URL_VAR: &str = "RESPACK_TEST_DATABASE_URL";
+/// The Python (of `target/venv`) the API's SDK tests run their scripts with.
+const PYTHON_VAR: &str = "RESPACK_TEST_PYTHON";
+/// The official Tencent Cloud SDK, pinned: the API must answer it as the real service does.
+const TENCENT_SDK: [&str; 2] = ["tencentcloud-sdk-python-common==3.1.195", "tencentcloud-sdk-python-billing==3.1.177"];
 const REQUIRE_POSTGRES_VAR: &str = "RESPACK_REQUIRE_POSTGRES";
 
 /// Where the PostgreSQL suite's database comes from in this run.
@@ -56,6 +60,15 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
     if let Some(url) = &database_url {
         cargo_test = cargo_test.env(DATABASE_URL_VAR, url);
         env_notes.push(DATABASE_URL_VAR.to_owned());
+    }
+    match crate::venv::ensure(&TENCENT_SDK) {
+        Ok(python) => {
+            cargo_test = cargo_test.env(PYTHON_VAR, &python);
+            env_notes.push(PYTHON_VAR.to_owned());
+        }
+        // The SDK tests then fail under CI=true and are skipped (loudly) elsewhere.
+        Err(error) if in_ci => return Err(error.context("the Tencent Cloud SDK tests need a Python virtualenv")),
+        Err(error) => eprintln!("xtask: WARNING: no Python virtualenv for the Tencent Cloud SDK tests: {error:#}"),
     }
     if database_url.is_some() || in_ci {
         cargo_test = cargo_test.env(REQUIRE_POSTGRES_VAR, "1");

@@ -28,10 +28,13 @@ pub struct AppState {
 
 /// Every route of the app over `state`.
 pub fn router(state: AppState) -> Router {
+    let tc_api = tc_api(&state);
     Router::new()
         .route("/healthz", get(healthz))
         .merge(metering::routes())
-        .merge(respack_tc_api::router(tc_api(&state)))
+        .merge(respack_tc_api::router(tc_api.clone()))
+        // The SDKs' GET mode calls `GET /?…` with X-TC-Action; other GETs of `/` go on.
+        .layer(axum::middleware::from_fn_with_state(tc_api, respack_tc_api::intercept_signed_gets))
         .layer(axum::middleware::from_fn(telemetry::trace_request))
         .with_state(state)
 }

@@ -5,7 +5,7 @@
 //! [`respack_store::Store`]. The official Tencent Cloud SDKs work against it unchanged: point
 //! their endpoint at respack.
 //!
-//! apps/web mounts [`router`]; everything else is in here.
+//! apps/web mounts [`router`] and applies [`intercept_signed_gets`]; everything else is in here.
 
 mod actions;
 pub mod error;
@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -257,8 +258,9 @@ async fn serve(
     }
 }
 
-/// The API's routes: `POST /`, and `GET`/`POST` on `/api/v3` (GET on `/` belongs to the web
-/// console; [`serve_signed_get`] lets it pass signed API GETs on).
+/// The API's routes: `POST /`, and `GET`/`POST` on `/api/v3`. `GET /` belongs to the web
+/// console; the official SDKs' GET mode reaches the API there through
+/// [`intercept_signed_gets`], which the app applies as its outermost layer.
 pub fn router<S: Clone + Send + Sync + 'static>(api: TcApi) -> Router<S> {
     Router::new()
         .route("/", post(serve))
@@ -267,14 +269,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: TcApi) -> Router<S> {
         .with_state(api)
 }
 
-/// Whether a request is an API 3.0 call (it carries `X-TC-Action`): for a web app that serves
-/// its console on `GET /` and wants signed GETs there to reach [`TcApi::handle`].
-pub fn is_api_call(headers: &HeaderMap) -> bool {
-    headers.contains_key("x-tc-action")
-}
-
-/// Answers a GET on `/` that carries `X-TC-Action` (the SDKs' GET mode), for apps that route
-/// `GET /` themselves: call it from their handler when [`is_api_call`] holds.
-pub async fn serve_signed_get(api: &TcApi, uri: &Uri, headers: &HeaderMap) -> Response {
-    api.handle(&Method::GET, uri, headers, b"").await
+/// Middleware: a `GET /` that carries `X-TC-Action` is an API 3.0 call (the SDKs send GETs to
+/// `/` with the parameters in the query string) and is answered by the API; every other
+/// request goes on. Apply it with `axum::middleware::from_fn_with_state(api, intercept_signed_gets)`.
+pub async fn intercept_signed_gets(State(api): State<TcApi>, request: Request, next: Next) -> Response {
+    if request.method() == Method::GET && request.uri().path() == "/" && request.headers().contains_key("x-tc-action") {
+        return api.handle(&Method::GET, request.uri(), request.headers(), b"").await;
+    }
+    next.run(request).await
 }
