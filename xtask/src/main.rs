@@ -27,6 +27,9 @@ commands:
                               usage records per second on SQLite and PostgreSQL against a
                               plain-SQL baseline (default: 10,000 accounts, 100,000 packs,
                               1,000,000 records, 16 PostgreSQL clients); last line is JSON
+  bench api [--lines N] [--resources N] [--clients N] [--requests N] [--deep-offset N]
+                              DescribeBillResourceSummary latency over 1,000,000 bill lines
+                              on 10,000 resources, signed, over loopback; last line is JSON
   help                        print this message
 
 the database is RESPACK_DATABASE_URL (default: SQLite at ./data/respack.db); see README.md

@@ -1,5 +1,6 @@
 //! `cargo xtask bench <name>`: benchmarks that print figures and ratios (never pass/fail).
 
+mod api;
 mod deduct;
 mod workload;
 
@@ -16,7 +17,10 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     match args.first().map(String::as_str) {
         Some("deduct") => deduct::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark `{other}`; available: deduct"),
-        None => bail!("name a benchmark: `cargo xtask bench deduct [--records N] [--accounts N]`"),
+        Some("api") => api::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, api"),
+        None => bail!(
+            "name a benchmark: `cargo xtask bench deduct [--records N] [--accounts N]` or `cargo xtask bench api`"
+        ),
     }
 }
