@@ -15,7 +15,7 @@ pub mod rate_limit;
 pub mod request;
 pub mod signature;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
@@ -88,6 +88,8 @@ struct Inner {
     limiter: RateLimiter,
     /// Months whose summary build this process started and that have not finished.
     building: Mutex<HashSet<String>>,
+    /// When this process last recorded each key's use (it records at most once a minute).
+    touched: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for TcApi {
@@ -107,6 +109,7 @@ impl TcApi {
                 config,
                 limiter,
                 building: Mutex::new(HashSet::new()),
+                touched: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -138,6 +141,28 @@ impl TcApi {
                 tracing::error!(%error, month, "building the bill summary failed");
             }
             api.inner.building.lock().unwrap_or_else(PoisonError::into_inner).remove(&month);
+        });
+    }
+
+    /// Records the key's last use in the background, at most once a minute per key.
+    fn record_key_use(&self, secret_id: &str, now: DateTime<Utc>) {
+        let at = std::time::Instant::now();
+        {
+            let mut touched = self.inner.touched.lock().unwrap_or_else(PoisonError::into_inner);
+            if touched.get(secret_id).is_some_and(|last| at.duration_since(*last).as_secs() < 60) {
+                return;
+            }
+            if touched.len() > 100_000 {
+                touched.clear();
+            }
+            touched.insert(secret_id.to_owned(), at);
+        }
+        let api = self.clone();
+        let secret_id = secret_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = api.store().touch_api_key(&secret_id, now).await {
+                tracing::warn!(%error, secret_id, "cannot record the API key's last use");
+            }
         });
     }
 
@@ -201,6 +226,7 @@ impl TcApi {
         if key.revoked {
             return Err(fail(ApiError::SecretIdRevoked(secret_id)));
         }
+        self.record_key_use(&secret_id, now);
         if !ACTIONS.contains(&parsed.action.as_str()) {
             return Err(fail(ApiError::InvalidAction(format!(
                 "the action {} does not exist in version {}; see docs/api.md for the actions respack serves",

@@ -154,6 +154,9 @@ async fn the_official_python_sdk_works_against_the_api() {
         .await
         .expect("run the SDK test script");
     server.abort();
+    let member_key = keys["member"]["SecretId"].as_str().unwrap();
+    let used = store.api_keys(member.id).await.unwrap().into_iter().find(|key| key.secret_id == member_key);
+    let last_used_at = used.and_then(|key| key.last_used_at);
     let _ = store.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
@@ -164,4 +167,5 @@ async fn the_official_python_sdk_works_against_the_api() {
     eprintln!("{stderr}");
     assert!(output.status.success(), "the SDK tests failed:\n{stdout}\n{stderr}");
     assert!(stderr.contains("OK"), "unittest did not report OK:\n{stderr}");
+    assert!(last_used_at.is_some_and(|at| at >= now), "the key's last use is recorded");
 }
