@@ -117,6 +117,7 @@ async fn the_official_python_sdk_works_against_the_api() {
         keys.insert(name.into(), json!({"SecretId": key.info.secret_id, "SecretKey": key.secret_key.expose()}));
     }
     let revoked_id = keys["revoked"]["SecretId"].as_str().unwrap().to_owned();
+    let member_secret_id = keys["member"]["SecretId"].as_str().unwrap().to_owned();
     store.revoke_api_key(member.id, &revoked_id, &actor, now).await.unwrap();
 
     let api = TcApi::new(store.clone(), Utc::now, ApiConfig::default());
@@ -154,8 +155,7 @@ async fn the_official_python_sdk_works_against_the_api() {
         .await
         .expect("run the SDK test script");
     server.abort();
-    let member_key = keys["member"]["SecretId"].as_str().unwrap();
-    let used = store.api_keys(member.id).await.unwrap().into_iter().find(|key| key.secret_id == member_key);
+    let used = store.api_keys(member.id).await.unwrap().into_iter().find(|key| key.secret_id == member_secret_id);
     let last_used_at = used.and_then(|key| key.last_used_at);
     let _ = store.close().await;
     for suffix in ["", "-wal", "-shm"] {
