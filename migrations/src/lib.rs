@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_tables;
 mod m20261123_000002_seed_catalog;
 mod m20261123_000003_daemon;
+mod m20261123_000004_api;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_seed_catalog::Migration),
             Box::new(m20261123_000003_daemon::Migration),
+            Box::new(m20261123_000004_api::Migration),
         ]
     }
 }

@@ -30,6 +30,9 @@ commands:
   bench sweep [--packs N]     respackd's sweep of 10% due packs (default 1,000,000) on SQLite
                               and PostgreSQL against set-based plain SQL, and an idle sweep;
                               last line is JSON
+  bench api [--lines N] [--resources N] [--clients N] [--requests N] [--deep-offset N]
+                              DescribeBillResourceSummary latency over 1,000,000 bill lines
+                              on 10,000 resources, signed, over loopback; last line is JSON
   help                        print this message
 
 the database is RESPACK_DATABASE_URL (default: SQLite at ./data/respack.db); see README.md

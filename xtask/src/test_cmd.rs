@@ -15,9 +15,15 @@ use crate::pg_cluster::{Durability, PgCluster, PgInstall};
 
 const DATABASE_URL_VAR: &str = "RESPACK_TEST_DATABASE_URL";
 const REQUIRE_POSTGRES_VAR: &str = "RESPACK_REQUIRE_POSTGRES";
+/// The Python (of `target/venv`) the suites run their Python tools with.
 const PYTHON_VAR: &str = "RESPACK_TEST_PYTHON";
-/// PyPI packages the test suites use.
-const PYTHON_TEST_PACKAGES: [&str; 1] = ["aiosmtpd==1.4.6"];
+/// PyPI packages the suites use, pinned: the official Tencent Cloud SDK (the API must answer it
+/// as the real service does) and aiosmtpd (the real SMTP server respackd's mail goes to).
+const PYTHON_TEST_PACKAGES: [&str; 3] = [
+    "tencentcloud-sdk-python-common==3.1.195",
+    "tencentcloud-sdk-python-billing==3.1.177",
+    "aiosmtpd==1.4.6",
+];
 
 /// Where the PostgreSQL suite's database comes from in this run.
 enum TestDatabase {
@@ -72,9 +78,11 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
             env_notes.push(PYTHON_VAR.to_owned());
         }
         Err(error) if in_ci => {
-            return Err(error.context("the test suites' Python tools (aiosmtpd) are needed under CI"))
+            return Err(error.context("the test suites' Python tools (Tencent Cloud SDK, aiosmtpd) are needed under CI"))
         }
-        Err(error) => eprintln!("xtask: WARNING: no Python test tools, the SMTP tests will be skipped: {error:#}"),
+        Err(error) => eprintln!(
+            "xtask: WARNING: no Python test tools; the SDK and SMTP tests will be skipped: {error:#}"
+        ),
     }
 
     if !selects_packages(cargo_test_args) {

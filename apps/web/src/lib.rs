@@ -3,6 +3,7 @@
 //! here too. `main.rs` only wires settings and telemetry to [`build`]; tests start the same
 //! [`router`] on port 0 against a throwaway store.
 
+pub mod cli;
 pub mod clock;
 mod metering;
 pub mod telemetry;
@@ -27,11 +28,23 @@ pub struct AppState {
 
 /// Every route of the app over `state`.
 pub fn router(state: AppState) -> Router {
+    let tc_api = tc_api(&state);
     Router::new()
         .route("/healthz", get(healthz))
         .merge(metering::routes())
+        .merge(respack_tc_api::router(tc_api.clone()))
+        // The SDKs' GET mode calls `GET /?…` with X-TC-Action; other GETs of `/` go on.
+        .layer(axum::middleware::from_fn_with_state(tc_api, respack_tc_api::intercept_signed_gets))
         .layer(axum::middleware::from_fn(telemetry::trace_request))
         .with_state(state)
+}
+
+/// The Tencent Cloud API 3.0 endpoint (`POST /`, `/api/v3`) over the app's store and clock.
+fn tc_api(state: &AppState) -> respack_tc_api::TcApi {
+    let clock = state.clock.clone();
+    // `build` has checked the variables already; tests run with the defaults.
+    let config = respack_tc_api::ApiConfig::from_env().unwrap_or_default();
+    respack_tc_api::TcApi::new(state.store.clone(), move || clock.now(), config)
 }
 
 /// Liveness only: the process is up and serving.
@@ -50,6 +63,7 @@ pub struct Application {
 /// Opens the store the settings name (running pending migrations) and binds `settings.addr`
 /// (port 0 picks a free port; see [`Application::port`]).
 pub async fn build(settings: &respack_config::Settings) -> anyhow::Result<Application> {
+    respack_tc_api::ApiConfig::from_env().map_err(anyhow::Error::msg)?;
     let store = Store::open(settings).await.context("cannot open the respack database")?;
     let listener =
         TcpListener::bind(&settings.addr).await.with_context(|| format!("cannot listen on {}", settings.addr))?;

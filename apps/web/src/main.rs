@@ -1,4 +1,5 @@
-//! `respack-web`: settings → telemetry → build → serve until SIGTERM or Ctrl-C.
+//! `respack-web`: settings → telemetry → a subcommand (`keys create`, see `cli`) or build → serve
+//! until SIGTERM or Ctrl-C.
 
 use anyhow::Context;
 use respack_config::Settings;
@@ -7,6 +8,10 @@ use respack_config::Settings;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("cannot read respack settings")?;
     respack_web::telemetry::init(&settings.log)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(outcome) = respack_web::cli::run(&args, &settings).await {
+        return outcome;
+    }
     let app = respack_web::build(&settings).await?;
     app.run_until_stopped().await
 }

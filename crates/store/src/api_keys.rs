@@ -129,4 +129,22 @@ impl Store {
             revoked: row.revoked_at.is_some(),
         }))
     }
+
+    /// Records that a key was used at `now`. Writes at most once a minute per key (the
+    /// console shows "last used", not every call), so busy keys cost no write per request.
+    pub async fn touch_api_key(&self, secret_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let tx = self.write().await?;
+        api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::LastUsedAt, Expr::value(millis(now)))
+            .filter(api_keys::Column::SecretId.eq(secret_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_keys::Column::LastUsedAt.is_null())
+                    .add(api_keys::Column::LastUsedAt.lt(millis(now) - 60_000)),
+            )
+            .exec(&*tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

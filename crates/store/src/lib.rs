@@ -8,6 +8,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod bill_summary;
 mod bills;
 mod catalog;
 mod column_settings;
@@ -36,6 +37,10 @@ use tokio::sync::Mutex;
 pub use accounts::{Account, AccountKind, LedgerEntry, NewAccount, TopUp};
 pub use api_keys::{ApiKeyInfo, NewApiKey, SigningKey};
 pub use audit::{Actor, AuditEntry};
+pub use bill_summary::{
+    check_month, BillSummaryFilter, BillSummaryPage, BillSummaryRow, SummaryBuild, SummaryState, ABANDONED_AFTER,
+    MAX_SUMMARY_PAGE,
+};
 pub use bills::BillLine;
 pub use catalog::{CatalogProduct, CatalogSubproduct};
 pub use error::{StoreError, StoreResult};

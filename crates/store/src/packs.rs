@@ -3,7 +3,7 @@
 //! months only).
 
 use chrono::{DateTime, Months, Utc};
-use respack_domain::{Pack, PackStatus};
+use respack_domain::{Pack, PackStatus, RenewalMethod};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
@@ -43,6 +43,10 @@ pub struct PackFilter {
     /// Expiration time range, inclusive start, exclusive end.
     pub expires_from: Option<DateTime<Utc>>,
     pub expires_to: Option<DateTime<Utc>>,
+    /// Only these pack IDs; empty means any.
+    pub pack_ids: Vec<String>,
+    /// Only packs with one of these renewal methods; empty means any.
+    pub renewal_methods: Vec<RenewalMethod>,
     pub sort: PackSort,
     pub offset: u64,
     pub limit: u64,
@@ -120,6 +124,12 @@ fn filtered(filter: &PackFilter, now: DateTime<Utc>) -> StoreResult<Select<packs
     }
     if let Some(to) = filter.expires_to {
         query = query.filter(packs::Column::ExpiresAt.lt(millis(to)));
+    }
+    if !filter.pack_ids.is_empty() {
+        query = query.filter(packs::Column::Id.is_in(filter.pack_ids.clone()));
+    }
+    if !filter.renewal_methods.is_empty() {
+        query = query.filter(packs::Column::RenewalMethod.is_in(filter.renewal_methods.iter().map(|m| m.as_str())));
     }
     Ok(match filter.sort {
         PackSort::PurchasedDesc => query.order_by_desc(packs::Column::PurchasedAt).order_by_asc(packs::Column::Id),

@@ -1,5 +1,6 @@
 //! `cargo xtask bench <name>`: benchmarks that print figures and ratios (never pass/fail).
 
+mod api;
 mod deduct;
 mod sweep;
 mod workload;
@@ -18,7 +19,8 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("deduct") => deduct::run(&args[1..]),
         Some("sweep") => sweep::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, sweep"),
-        None => bail!("name a benchmark: `cargo xtask bench deduct [--records N] [--accounts N]` or `cargo xtask bench sweep [--packs N]`"),
+        Some("api") => api::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, sweep, api"),
+        None => bail!("name a benchmark: `cargo xtask bench deduct|sweep|api` (see `cargo xtask help`)"),
     }
 }

@@ -4,5 +4,6 @@ mod helpers;
 
 mod accounts;
 mod health;
+mod tc_api;
 mod usage;
 mod usage_errors;

@@ -5,6 +5,8 @@ mod harness;
 mod fixtures;
 
 mod accounts;
+mod api_key_use;
+mod bill_summary;
 mod catalog_and_settings;
 mod demo;
 mod pack_ops;

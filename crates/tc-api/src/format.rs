@@ -1,0 +1,124 @@
+//! How values look on the wire: times as `yyyy-mm-dd hh:mm:ss` in the account's time zone,
+//! money as decimal strings with 8 places (bills) or cents (balances), region names and IDs.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use respack_domain::chrono_tz::Tz;
+use respack_domain::rust_decimal::Decimal;
+use respack_domain::{Money, TimeUnit};
+
+use crate::error::ApiError;
+
+/// `2026-11-23 18:00:00` in `zone`.
+pub fn time(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Reads `yyyy-mm-dd hh:mm:ss` or `yyyy-mm-dd` (midnight) in `zone`; `name` is the parameter.
+pub fn parse_time(text: &str, zone: Tz, name: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text = text.trim();
+    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|day| day.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|_| {
+            ApiError::invalid_value(format!("{name} must be a time like 2026-11-23 18:00:00 (or a date), not {text:?}"))
+        })?;
+    zone.from_local_datetime(&local)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| ApiError::invalid_value(format!("{name} {text:?} does not exist in the time zone {zone}")))
+}
+
+/// `12.50000000`: a bill amount with 8 decimals.
+pub fn money8(amount: Money) -> String {
+    let mut value = amount.amount();
+    value.rescale(8);
+    value.to_string()
+}
+
+/// A balance in cents as the API's float fields carry it (exact to the stored 10^-8).
+pub fn cents_f64(amount: Money) -> f64 {
+    let cents = amount.amount() * Decimal::ONE_HUNDRED;
+    cents.to_string().parse().unwrap_or(0.0)
+}
+
+/// A decimal without trailing zeros (`12.5`, `100`).
+pub fn decimal(value: Decimal) -> String {
+    value.normalize().to_string()
+}
+
+/// The one-letter period unit of the renewal actions (`h`, `d`, `m`, `y`).
+pub fn unit_letter(unit: TimeUnit) -> &'static str {
+    match unit {
+        TimeUnit::Hour => "h",
+        TimeUnit::Day => "d",
+        TimeUnit::Month => "m",
+        TimeUnit::Year => "y",
+    }
+}
+
+/// Reads a period unit: `h`/`d`/`m`/`y` or `hour`/`day`/`month`/`year`.
+pub fn parse_unit(text: &str, name: &str) -> Result<TimeUnit, ApiError> {
+    match text {
+        "h" | "hour" => Ok(TimeUnit::Hour),
+        "d" | "day" => Ok(TimeUnit::Day),
+        "m" | "month" => Ok(TimeUnit::Month),
+        "y" | "year" => Ok(TimeUnit::Year),
+        other => Err(ApiError::invalid_value(format!(
+            "{name} must be one of h, d, m, y (hour, day, month, year), not {other:?}"
+        ))),
+    }
+}
+
+/// Tencent Cloud's numeric region IDs and English names for the regions respack's catalog
+/// uses; other regions get ID 0 and their code as name.
+pub fn region(code: &str) -> (i64, String) {
+    let known: &[(&str, i64, &str)] = &[
+        ("ap-guangzhou", 1, "South China (Guangzhou)"),
+        ("ap-shanghai", 4, "East China (Shanghai)"),
+        ("ap-hongkong", 5, "Hong Kong, Macau and Taiwan (China) (Hong Kong, China)"),
+        ("ap-beijing", 8, "North China (Beijing)"),
+        ("ap-singapore", 9, "Southeast Asia (Singapore)"),
+        ("na-siliconvalley", 15, "West US (Silicon Valley)"),
+        ("ap-chengdu", 16, "Southwest China (Chengdu)"),
+        ("eu-frankfurt", 17, "Europe (Frankfurt)"),
+        ("ap-seoul", 18, "Northeast Asia (Seoul)"),
+        ("ap-chongqing", 19, "Southwest China (Chongqing)"),
+        ("ap-mumbai", 21, "South Asia (Mumbai)"),
+        ("na-ashburn", 22, "East US (Virginia)"),
+        ("ap-bangkok", 23, "Southeast Asia (Bangkok)"),
+        ("ap-tokyo", 25, "Northeast Asia (Tokyo)"),
+        ("ap-nanjing", 33, "East China (Nanjing)"),
+    ];
+    match known.iter().find(|(known_code, _, _)| *known_code == code) {
+        Some((_, id, name)) => (*id, (*name).to_owned()),
+        None => (0, if code.is_empty() { "-".to_owned() } else { code.to_owned() }),
+    }
+}
+
+/// `-` for an empty text, as the billing API shows absent values.
+pub fn dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_formats() {
+        let shanghai: Tz = "Asia/Shanghai".parse().unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-11-23T16:30:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(time(at, shanghai), "2026-11-24 00:30:00");
+        assert_eq!(parse_time("2026-11-24 00:30:00", shanghai, "T").unwrap(), at);
+        assert_eq!(parse_time("2026-11-24", Tz::UTC, "T").unwrap().to_rfc3339(), "2026-11-24T00:00:00+00:00");
+        assert_eq!(parse_time("tomorrow", Tz::UTC, "T").unwrap_err().code(), "InvalidParameterValue");
+        assert_eq!(money8(Money::parse("12.5").unwrap()), "12.50000000");
+        assert_eq!(money8(Money::parse("-0.00000231").unwrap()), "-0.00000231");
+        assert!((cents_f64(Money::parse("1234.5678").unwrap()) - 123_456.78).abs() < 1e-9);
+        assert_eq!(region("ap-guangzhou"), (1, "South China (Guangzhou)".to_owned()));
+        assert_eq!(region("moon-1").0, 0);
+    }
+}
