@@ -23,6 +23,7 @@ mod pack_ops;
 mod pack_rows;
 mod packs;
 mod sealing;
+mod sessions;
 mod usage;
 mod users;
 
@@ -34,7 +35,7 @@ use tokio::sync::Mutex;
 pub use accounts::{Account, AccountKind, LedgerEntry, NewAccount, TopUp};
 pub use api_keys::{ApiKeyInfo, NewApiKey, SigningKey};
 pub use audit::{Actor, AuditEntry};
-pub use bills::BillLine;
+pub use bills::{BillLine, BillResourceSummary};
 pub use catalog::{CatalogProduct, CatalogSubproduct};
 pub use error::{StoreError, StoreResult};
 pub use outbox::OutboxMessage;
@@ -42,6 +43,7 @@ pub use pack_ops::{Charge, IssuedPack, RefundReceipt, RenewalReceipt};
 pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
 pub use respack_config::Secret;
 pub use sealing::SealingKey;
+pub use sessions::{Session, SignIn, MAX_FAILED_SIGN_INS, SESSION_LIFETIME, THROTTLE_LOCKOUT};
 pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome, MAX_BATCH};
 pub use users::{NewUser, Role, User};
 

@@ -1,6 +1,7 @@
 //! `cargo xtask bench <name>`: benchmarks that print figures and ratios (never pass/fail).
 
 mod deduct;
+mod web;
 mod workload;
 
 use anyhow::{bail, Result};
@@ -16,7 +17,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     match args.first().map(String::as_str) {
         Some("deduct") => deduct::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark `{other}`; available: deduct"),
+        Some("web") => web::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, web"),
         None => bail!("name a benchmark: `cargo xtask bench deduct [--records N] [--accounts N]`"),
     }
 }

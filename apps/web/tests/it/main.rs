@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod console;
 mod health;
 mod usage;
 mod usage_errors;
