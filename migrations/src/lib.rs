@@ -7,6 +7,7 @@ mod m20261123_000001_create_tables;
 mod m20261123_000002_seed_catalog;
 mod m20261123_000003_daemon;
 mod m20261123_000004_api;
+mod m20261123_000005_web;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_seed_catalog::Migration),
             Box::new(m20261123_000003_daemon::Migration),
             Box::new(m20261123_000004_api::Migration),
+            Box::new(m20261123_000005_web::Migration),
         ]
     }
 }

@@ -7,7 +7,12 @@
 
 mod bench;
 mod db_cmd;
+mod dev_cmd;
+mod dist_cmd;
+mod e2e_cmd;
 mod pg_cluster;
+mod serve;
+mod site;
 mod test_cmd;
 mod venv;
 
@@ -33,9 +38,22 @@ commands:
   bench api [--lines N] [--resources N] [--clients N] [--requests N] [--deep-offset N]
                               DescribeBillResourceSummary latency over 1,000,000 bill lines
                               on 10,000 resources, signed, over loopback; last line is JSON
+  dev                         build the console (WASM) and respack-web, migrate and seed the
+                              SQLite database on first start, serve on RESPACK_ADDR
+                              (default 127.0.0.1:3000) and print the URL and demo logins
+  e2e                         the browser test: headless Chromium (Debian's) + playwright-core
+                              against a fresh, seeded respack-web; screenshots in target/e2e/
+  dist                        release binaries, the site and systemd units in target/dist/
+  build-site [--dev]          only the console's hydrate bundle (target/site/pkg)
+  bench web                   SSR latency and throughput of Resource Packages (10,000 packs)
+                              and the WASM's size; last line is JSON
   help                        print this message
 
 the database is RESPACK_DATABASE_URL (default: SQLite at ./data/respack.db); see README.md
+
+environment for `dev`, `e2e`, `dist`:
+  RESPACK_WASM_PROFILE=dev    a quick, large WASM build instead of the size-optimized one
+  RESPACK_CHROMIUM            the Chromium for `e2e` (default /usr/bin/chromium)
 
 environment for `test`:
   RESPACK_TEST_DATABASE_URL   use this PostgreSQL instead of starting a throwaway cluster
@@ -52,6 +70,10 @@ fn main() -> ExitCode {
         Some("migrate") => db_cmd::migrate(&rest),
         Some("seed") => db_cmd::seed(&rest),
         Some("bench") => bench::run(&rest),
+        Some("dev") => dev_cmd::run(&rest),
+        Some("e2e") => e2e_cmd::run(&rest),
+        Some("dist") => dist_cmd::run(&rest),
+        Some("build-site") => site::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

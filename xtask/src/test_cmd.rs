@@ -88,11 +88,19 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
     if !selects_packages(cargo_test_args) {
         // Architecture invariant: the domain stays pure and portable, so the web console's
         // WASM build can share it.
+        if !crate::site::wasm_target_installed(&sh) && !in_ci {
+            eprintln!(
+                "\nxtask: WARNING: the wasm32 check of respack-domain is SKIPPED: the \
+                 wasm32-unknown-unknown target is not installed (`rustup target add \
+                 wasm32-unknown-unknown`). With CI=true this is an error.\n"
+            );
+        } else {
         println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
         sh.cmd(cargo_bin())
             .args(["build", "--quiet", "-p", "respack-domain", "--target", "wasm32-unknown-unknown"])
             .run()
             .context("respack-domain must build for wasm32 (is the target installed? `rustup target add wasm32-unknown-unknown`)")?;
+        }
     }
 
     let env_note = if env_notes.is_empty() { String::new() } else { format!(" (with {})", env_notes.join(", ")) };
@@ -101,7 +109,27 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
     if matches!(database, TestDatabase::Unavailable) {
         warn_postgres_suite_skipped();
     }
-    outcome
+    outcome?;
+    drop(database);
+
+    if !selects_packages(cargo_test_args) {
+        // The browser suite: slow, so it runs last; `cargo xtask e2e` runs it alone.
+        if crate::e2e_cmd::available() {
+            println!("xtask: running the browser test (cargo xtask e2e)");
+            crate::e2e_cmd::run(&[])?;
+        } else if in_ci {
+            bail!(
+                "CI=true, but the browser test cannot run: it needs Debian's chromium at {}                  (apt-get install chromium) and node/npm",
+                crate::e2e_cmd::chromium().display()
+            );
+        } else {
+            eprintln!(
+                "\nxtask: WARNING: the browser test is SKIPPED: no Chromium at {} or no node                  (apt-get install chromium nodejs npm). With CI=true this is an error.\n",
+                crate::e2e_cmd::chromium().display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The cargo that runs us, so a `+toolchain` choice carries over.
@@ -146,7 +174,7 @@ fn warn_postgres_suite_skipped() {
 }
 
 /// `CI=true` (as set by GitHub Actions, GitLab and `.ci/run`) or `CI=1`.
-fn is_ci() -> bool {
+pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 

@@ -1,10 +1,11 @@
-//! respack-web: the HTTP server. Today it serves the metering endpoint (`POST /v1/usage`) and
-//! a liveness check; the Leptos console and the Tencent-Cloud-compatible API will be routed
-//! here too. `main.rs` only wires settings and telemetry to [`build`]; tests start the same
+//! respack-web: the HTTP server. It serves the web console (the Leptos app of
+//! `respack-console`, rendered here and hydrated in the browser), the metering endpoint
+//! (`POST /v1/usage`) and a liveness check; the Tencent-Cloud-compatible API is routed here too. `main.rs` only wires settings and telemetry to [`build`]; tests start the same
 //! [`router`] on port 0 against a throwaway store.
 
 pub mod cli;
 pub mod clock;
+mod console;
 mod metering;
 pub mod telemetry;
 
@@ -33,7 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(metering::routes())
         .merge(respack_tc_api::router(tc_api.clone()))
-        // The SDKs' GET mode calls `GET /?…` with X-TC-Action; other GETs of `/` go on.
+        .merge(console::routes(&state))
+        // The SDKs' GET mode calls `GET /?…` with X-TC-Action: answered by the API, while every
+        // other GET of `/` is the console's page.
         .layer(axum::middleware::from_fn_with_state(tc_api, respack_tc_api::intercept_signed_gets))
         .layer(axum::middleware::from_fn(telemetry::trace_request))
         .with_state(state)
@@ -90,7 +93,8 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "respack-web is listening");
         let store = self.state.store.clone();
-        axum::serve(self.listener, router(self.state))
+        // The client address feeds the console's sign-in throttle.
+        axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop)
             .await
             .context("the server failed")?;

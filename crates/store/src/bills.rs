@@ -204,3 +204,63 @@ impl Store {
             .collect()
     }
 }
+
+/// One resource's bill figures for a month, as `DescribeBillResourceSummary` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillResourceSummary {
+    pub resource_id: String,
+    pub resource_name: String,
+    /// Product code (BusinessCode).
+    pub business_code: String,
+    /// Subproduct code (ProductCode).
+    pub product_code: String,
+    pub region: String,
+    pub zone: String,
+    pub pay_mode: PayMode,
+    /// The action types of the month's lines, in order of first appearance.
+    pub action_types: Vec<BillActionType>,
+    pub config_desc: String,
+    pub total_cost: Money,
+    pub cash_pay_amount: Money,
+    /// Earliest fee start and latest fee end of the lines.
+    pub fee_begin_at: DateTime<Utc>,
+    pub fee_end_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// An account's month (`yyyy-mm`) summed per resource, in order of first bill line. The
+    /// console's Bills page reads this; it groups the bill lines themselves, so its figures are
+    /// those of `DescribeBillResourceSummary` by construction.
+    pub async fn bill_resource_summary(&self, account_id: i64, month: &str) -> StoreResult<Vec<BillResourceSummary>> {
+        let mut summaries: Vec<BillResourceSummary> = Vec::new();
+        for line in self.bill_lines(account_id, month).await? {
+            match summaries.iter_mut().find(|summary| summary.resource_id == line.resource_id) {
+                Some(summary) => {
+                    summary.total_cost = summary.total_cost + line.total_cost;
+                    summary.cash_pay_amount = summary.cash_pay_amount + line.cash_pay_amount;
+                    summary.fee_begin_at = summary.fee_begin_at.min(line.fee_begin_at);
+                    summary.fee_end_at = summary.fee_end_at.max(line.fee_end_at);
+                    if !summary.action_types.contains(&line.action_type) {
+                        summary.action_types.push(line.action_type);
+                    }
+                }
+                None => summaries.push(BillResourceSummary {
+                    resource_id: line.resource_id,
+                    resource_name: line.resource_name,
+                    business_code: line.business_code,
+                    product_code: line.product_code,
+                    region: line.region,
+                    zone: line.zone,
+                    pay_mode: line.pay_mode,
+                    action_types: vec![line.action_type],
+                    config_desc: line.config_desc,
+                    total_cost: line.total_cost,
+                    cash_pay_amount: line.cash_pay_amount,
+                    fee_begin_at: line.fee_begin_at,
+                    fee_end_at: line.fee_end_at,
+                }),
+            }
+        }
+        Ok(summaries)
+    }
+}

@@ -25,6 +25,7 @@ mod pack_ops;
 mod pack_rows;
 mod packs;
 mod sealing;
+mod sessions;
 mod upkeep;
 mod usage;
 mod users;
@@ -41,7 +42,7 @@ pub use bill_summary::{
     check_month, BillSummaryFilter, BillSummaryPage, BillSummaryRow, SummaryBuild, SummaryState, ABANDONED_AFTER,
     MAX_SUMMARY_PAGE,
 };
-pub use bills::BillLine;
+pub use bills::{BillLine, BillResourceSummary};
 pub use catalog::{CatalogProduct, CatalogSubproduct};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{OutboxMail, OutboxMessage};
@@ -49,6 +50,7 @@ pub use pack_ops::{Charge, IssuedPack, RefundReceipt, RenewalReceipt};
 pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
 pub use respack_config::Secret;
 pub use sealing::SealingKey;
+pub use sessions::{Session, SignIn, MAX_FAILED_SIGN_INS, SESSION_LIFETIME, THROTTLE_LOCKOUT};
 pub use upkeep::SweepReport;
 pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome, MAX_BATCH};
 pub use users::{NewUser, Role, User};

@@ -1,5 +1,5 @@
 //! The email outbox: rows written in the same transaction as the change they report, read by
-//! operators, and claimed, marked sent or failed by respackd's sender.
+//! operators (who may retry a dead one), and claimed, marked sent or failed by respackd's sender.
 
 use chrono::{DateTime, Duration, Utc};
 use respack_domain::Pack;
@@ -9,7 +9,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryF
 use crate::accounts::Account;
 use crate::convert::{instant, millis};
 use crate::entity::outbox;
-use crate::error::StoreResult;
+use crate::audit::{self, Actor};
+use crate::error::{StoreError, StoreResult};
 use crate::notices::{render, Notice};
 use crate::{retrying, Store};
 
@@ -232,5 +233,36 @@ impl Store {
             .all(self.read())
             .await?;
         Ok(rows)
+    }
+
+    /// Puts a `dead` message back in the queue to be sent at `now` with a fresh count of
+    /// attempts (an operator's "Retry"). Guarded on the status, so retrying twice or a
+    /// message the daemon is handling changes nothing; returns whether it was requeued.
+    pub async fn retry_outbox_message(&self, message_id: i64, actor: &Actor, now: DateTime<Utc>) -> StoreResult<bool> {
+        let tx = self.write().await?;
+        let Some(row) = outbox::Entity::find_by_id(message_id).one(&*tx).await? else {
+            return Err(StoreError::not_found("outbox message", message_id));
+        };
+        if row.status != "dead" {
+            return Err(StoreError::invalid(format!(
+                "message {message_id} is {}; only dead messages can be retried",
+                row.status
+            )));
+        }
+        let updated = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value("queued"))
+            .col_expr(outbox::Column::Attempts, Expr::value(0))
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(millis(now)))
+            .filter(outbox::Column::Id.eq(message_id))
+            .filter(outbox::Column::Status.eq("dead"))
+            .exec(&*tx)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Ok(false);
+        }
+        audit::record(&*tx, row.account_id, actor, "outbox.retry", &message_id.to_string(), serde_json::json!({}), now)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -3,6 +3,7 @@
 mod api;
 mod deduct;
 mod sweep;
+mod web;
 mod workload;
 
 use anyhow::{bail, Result};
@@ -20,7 +21,8 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("deduct") => deduct::run(&args[1..]),
         Some("sweep") => sweep::run(&args[1..]),
         Some("api") => api::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, sweep, api"),
-        None => bail!("name a benchmark: `cargo xtask bench deduct|sweep|api` (see `cargo xtask help`)"),
+        Some("web") => web::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark `{other}`; available: deduct, sweep, api, web"),
+        None => bail!("name a benchmark: `cargo xtask bench deduct|sweep|api|web` (see `cargo xtask help`)"),
     }
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod console;
 mod health;
 mod tc_api;
 mod usage;

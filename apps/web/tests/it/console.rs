@@ -1,0 +1,239 @@
+//! The web console over HTTP: sign-in and its throttle, the sign-in gate and security headers,
+//! server-side rendering, and tenancy — a customer's session cannot read or change another
+//! customer's packs through any server function or download — and the CSRF checks.
+
+use chrono::Duration;
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use respack_domain::chrono_tz::Tz;
+use respack_store::{Charge, NewUser, Role};
+
+use crate::helpers::{operator, spawn_app, t0, transcoding_pack, TestApp};
+
+/// `application/x-www-form-urlencoded` of these pairs.
+fn encode(pairs: &[(&str, &str)]) -> String {
+    let escape = |text: &str| {
+        text.bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+                _ => format!("%{byte:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs.iter().map(|(key, value)| format!("{}={}", escape(key), escape(value))).collect::<Vec<_>>().join("&")
+}
+
+/// A client that does not follow redirects, so sign-in answers can be inspected.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// A customer account with a user, a balance and a renewable (period) pack.
+struct Tenant {
+    account_id: i64,
+    email: String,
+    pack_id: String,
+}
+
+async fn tenant(app: &TestApp, name: &str) -> Tenant {
+    let since = t0() - Duration::days(30);
+    let account = app
+        .store
+        .create_account(respack_store::NewAccount::customer(name, Tz::UTC), &operator(), since)
+        .await
+        .unwrap();
+    let email = format!("{}@example.com", name.to_lowercase());
+    app.store
+        .create_user(
+            NewUser { account_id: account.id, email: &email, display_name: name, password: "correct-horse", role: Role::Customer },
+            &operator(),
+            since,
+        )
+        .await
+        .unwrap();
+    app.store
+        .top_up(account.id, respack_domain::Money::parse("1000").unwrap(), None, &operator(), since)
+        .await
+        .unwrap();
+    let mut spec = transcoding_pack("100");
+    spec.name = format!("{name} pack");
+    spec.mode = respack_domain::PaymentMode::PeriodDecrement(respack_domain::TimeUnit::Month);
+    let pack_id = app.store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), since).await.unwrap().pack_id;
+    Tenant { account_id: account.id, email, pack_id }
+}
+
+/// Signs in and returns the `Cookie` header value of the session.
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> Result<String, String> {
+    let response = client()
+        .post(app.url("/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("email", email), ("password", password)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .find(|value| value.starts_with("respack_session="));
+    match cookie {
+        Some(cookie) => {
+            assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+            Ok(cookie.split(';').next().unwrap().to_owned())
+        }
+        None => Err(location),
+    }
+}
+
+/// Calls a server function (form-encoded POST); returns the status and the body.
+async fn call(app: &TestApp, cookie: &str, endpoint: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let response = client()
+        .post(app.url(&format!("/api/{endpoint}")))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(form))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn csrf(app: &TestApp, cookie: &str) -> String {
+    let (status, body) = call(app, cookie, "current_user", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    me["csrf"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_customer_cannot_read_or_change_another_customers_packs() {
+    let app = spawn_app().await;
+    let alice = tenant(&app, "Alice").await;
+    let bob = tenant(&app, "Bob").await;
+    let cookie = sign_in(&app, &alice.email, "correct-horse").await.unwrap();
+    let token = csrf(&app, &cookie).await;
+
+    // Listing shows Alice's pack only, also when searching for Bob's ID.
+    let (status, body) = call(&app, &cookie, "list_packs", &[("query[page]", "1")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&alice.pack_id) && !body.contains(&bob.pack_id), "{body}");
+    let (_, body) = call(&app, &cookie, "list_packs", &[("query[search]", &bob.pack_id)]).await;
+    assert!(!body.contains(&bob.pack_id), "{body}");
+
+    // Bob's pack cannot be quoted, opened, renewed, switched to auto-renewal or downloaded.
+    let (status, body) =
+        call(&app, &cookie, "quote_operation", &[("operation", "renew"), ("pack_id", &bob.pack_id), ("periods", "1")]).await;
+    assert!(!status.is_success() && body.contains("not found"), "{status} {body}");
+    let (status, body) = call(&app, &cookie, "load_pack_detail", &[("pack_id", &bob.pack_id)]).await;
+    assert!(!status.is_success() && body.contains("not found"), "{status} {body}");
+    let bob_before = app.store.pack(None, &bob.pack_id).await.unwrap();
+    let bob_balance = app.store.account(bob.account_id).await.unwrap().balance;
+    for operation in ["renew", "set_auto", "set_not_renew"] {
+        let (status, body) = call(
+            &app,
+            &cookie,
+            "apply_operation",
+            &[("csrf", &token), ("operation", operation), ("pack_id", &bob.pack_id), ("periods", "1"), ("client_token", "t-1")],
+        )
+        .await;
+        assert!(!status.is_success() && body.contains("not found"), "{operation}: {status} {body}");
+    }
+    assert_eq!(app.store.pack(None, &bob.pack_id).await.unwrap(), bob_before);
+    assert_eq!(app.store.account(bob.account_id).await.unwrap().balance, bob_balance);
+    let csv = client().get(app.url("/packs.csv")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(csv.contains(&alice.pack_id) && !csv.contains(&bob.pack_id), "{csv}");
+    // Operator-only functions are refused.
+    let (status, body) = call(&app, &cookie, "operator_overview", &[]).await;
+    assert!(!status.is_success() && body.contains("only operators"), "{status} {body}");
+
+    // Her own pack she can renew: the balance falls by the quoted price.
+    let (status, body) = call(
+        &app,
+        &cookie,
+        "apply_operation",
+        &[("csrf", &token), ("operation", "renew"), ("pack_id", &alice.pack_id), ("periods", "2"), ("client_token", "t-2")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.store.account(alice.account_id).await.unwrap().balance, respack_domain::Money::parse("980").unwrap());
+    // The same ClientToken again charges nothing more.
+    call(
+        &app,
+        &cookie,
+        "apply_operation",
+        &[("csrf", &token), ("operation", "renew"), ("pack_id", &alice.pack_id), ("periods", "2"), ("client_token", "t-2")],
+    )
+    .await;
+    assert_eq!(app.store.account(alice.account_id).await.unwrap().balance, respack_domain::Money::parse("980").unwrap());
+}
+
+#[tokio::test]
+async fn state_changes_need_the_sessions_csrf_token_and_the_same_origin() {
+    let app = spawn_app().await;
+    let alice = tenant(&app, "Alice").await;
+    let cookie = sign_in(&app, &alice.email, "correct-horse").await.unwrap();
+    let before = app.store.pack(None, &alice.pack_id).await.unwrap();
+    let (status, body) = call(
+        &app,
+        &cookie,
+        "apply_operation",
+        &[("csrf", "forged"), ("operation", "set_not_renew"), ("pack_id", &alice.pack_id), ("periods", "1"), ("client_token", "")],
+    )
+    .await;
+    assert!(!status.is_success() && body.contains("CSRF"), "{status} {body}");
+    assert_eq!(app.store.pack(None, &alice.pack_id).await.unwrap(), before);
+
+    let response = client()
+        .post(app.url("/api/apply_operation"))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", "x")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_after_repeated_failures() {
+    let app = spawn_app().await;
+    let alice = tenant(&app, "Alice").await;
+    for _ in 0..respack_store::MAX_FAILED_SIGN_INS {
+        assert_eq!(sign_in(&app, &alice.email, "wrong").await.unwrap_err(), "/signin?error=refused");
+    }
+    let refused = sign_in(&app, &alice.email, "correct-horse").await.unwrap_err();
+    assert!(refused.starts_with("/signin?error=throttled"), "{refused}");
+    // After the lockout the right password works again.
+    app.clock.advance(respack_store::THROTTLE_LOCKOUT + Duration::seconds(1));
+    assert!(sign_in(&app, &alice.email, "correct-horse").await.is_ok());
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_are_rendered_on_the_server_with_security_headers() {
+    let app = spawn_app().await;
+    let alice = tenant(&app, "Alice").await;
+    let response = client().get(app.url("/packs")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/signin");
+
+    let cookie = sign_in(&app, &alice.email, "correct-horse").await.unwrap();
+    let response = client().get(app.url("/packs")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'nonce-"), "{csp}");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Alice pack") && html.contains("Remaining/Total Periods"), "{html}");
+
+    // Signing out ends the session on the server.
+    let token = csrf(&app, &cookie).await;
+    let response = client().post(app.url("/signout")).header("cookie", &cookie).header("content-type", "application/x-www-form-urlencoded").body(encode(&[("csrf", token.as_str())])).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = client().get(app.url("/packs")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}

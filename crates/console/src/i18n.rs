@@ -1,0 +1,254 @@
+//! The console's words in English and Simplified Chinese. A page asks `t(lang, "key")`; a key
+//! missing from the table shows as itself, which the unit test below forbids for known keys.
+
+use serde::{Deserialize, Serialize};
+
+/// The two languages of the console (and of alert emails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// From a stored language tag (`en`, `zh-CN`); anything else is English.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+}
+
+/// (key, English, Simplified Chinese)
+const WORDS: &[(&str, &str, &str)] = &[
+    ("app.name", "respack console", "respack 控制台"),
+    ("nav.packs", "Resource Packages", "资源包"),
+    ("nav.usage", "Usage details", "用量明细"),
+    ("nav.bills", "Bills", "账单"),
+    ("nav.account", "Account", "账户"),
+    ("nav.operator", "Operator", "运营"),
+    ("nav.outbox", "Email outbox", "邮件发件箱"),
+    ("nav.audit", "Audit log", "审计日志"),
+    ("nav.main", "Main navigation", "主导航"),
+    ("nav.skip", "Skip to content", "跳到正文"),
+    ("auth.sign_in", "Sign in", "登录"),
+    ("auth.sign_out", "Sign out", "退出"),
+    ("auth.email", "Email", "邮箱"),
+    ("auth.password", "Password", "密码"),
+    ("auth.signed_in_as", "Signed in as", "当前用户"),
+    ("auth.title", "Sign in to respack", "登录 respack"),
+    ("lang.switch", "中文", "English"),
+    ("lang.label", "Language", "语言"),
+    ("common.loading", "Loading…", "加载中…"),
+    ("common.empty", "Nothing to show.", "暂无数据。"),
+    ("common.error", "Something went wrong", "出错了"),
+    ("common.search", "Search", "查询"),
+    ("common.reset", "Reset", "重置"),
+    ("common.save", "Save", "保存"),
+    ("common.cancel", "Cancel", "取消"),
+    ("common.close", "Close", "关闭"),
+    ("common.confirm", "Confirm", "确定"),
+    ("common.download", "Download", "下载"),
+    ("common.previous", "Previous", "上一页"),
+    ("common.next", "Next", "下一页"),
+    ("common.page", "Page", "第"),
+    ("common.of", "of", "页，共"),
+    ("common.total", "Total", "合计"),
+    ("common.from", "From", "开始"),
+    ("common.to", "To", "结束"),
+    ("common.balance", "Balance", "余额"),
+    ("common.done", "Done", "已完成"),
+    ("packs.product", "Product", "产品"),
+    ("packs.all_products", "All products", "全部产品"),
+    ("packs.search", "Name or ID", "名称或 ID"),
+    ("packs.status", "Status", "状态"),
+    ("packs.all_statuses", "All statuses", "全部状态"),
+    ("packs.expires_from", "Expires from", "到期时间从"),
+    ("packs.expires_to", "Expires before", "到期时间至"),
+    ("packs.sort", "Sort by", "排序"),
+    ("packs.sort.purchased_desc", "Newest purchase", "最新购买"),
+    ("packs.sort.expires_asc", "Expiring first", "最早到期"),
+    ("packs.sort.expires_desc", "Expiring last", "最晚到期"),
+    ("packs.sort.name_asc", "Name", "名称"),
+    ("packs.settings", "Columns", "列设置"),
+    ("packs.settings.hint", "Choose the columns to display", "选择要显示的列"),
+    ("packs.count", "packs", "个资源包"),
+    ("packs.three_months", "Packs that ended more than 3 months ago are not listed.", "已失效超过 3 个月的资源包不再显示。"),
+    ("op.renew", "Renew", "续费"),
+    ("op.set_auto", "Set auto-renewal", "设置自动续费"),
+    ("op.set_manual", "Set manual renewal", "设置手动续费"),
+    ("op.set_not_renew", "Set not renew", "设置不续费"),
+    ("op.modify_period", "Modify auto-renewal period", "修改自动续费周期"),
+    ("op.refund", "Refund", "退款"),
+    ("op.freeze", "Freeze", "冻结"),
+    ("op.unfreeze", "Unfreeze", "解冻"),
+    ("op.price", "Price", "价格"),
+    ("op.balance_after", "Balance after", "操作后余额"),
+    ("op.new_expiry", "New expiration time", "新到期时间"),
+    ("op.periods", "Periods", "周期数"),
+    ("op.current", "Current renewal method", "当前续费方式"),
+    ("op.not_available", "Not available", "不可用"),
+    ("op.details", "Details", "详情"),
+    ("detail.capacity", "Capacity", "容量"),
+    ("detail.current_cycle", "Current cycle", "当前周期"),
+    ("detail.periods_left", "Periods left", "剩余周期"),
+    ("detail.timeline", "Cycles", "周期时间线"),
+    ("detail.deductions", "Deductions", "抵扣记录"),
+    ("detail.unlimited", "unlimited", "不限量"),
+    ("detail.omitted", "more cycles not shown", "个周期未显示"),
+    ("usage.pack", "Pack ID", "资源包 ID"),
+    ("usage.type", "Usage type", "用量类型"),
+    ("usage.all_types", "All types", "全部类型"),
+    ("usage.time", "Deduction time", "抵扣时间"),
+    ("usage.subproduct", "Type", "类型"),
+    ("usage.amount", "Deducted", "抵扣量"),
+    ("usage.before", "Before", "抵扣前"),
+    ("usage.after", "After", "抵扣后"),
+    ("usage.daily", "Daily totals", "每日汇总"),
+    ("usage.chart", "Daily usage chart", "每日用量图"),
+    ("usage.day", "Day", "日期"),
+    ("bills.month", "Month", "月份"),
+    ("bills.resource", "Resource", "资源"),
+    ("bills.subproduct", "Subproduct", "子产品"),
+    ("bills.region", "Region", "地域"),
+    ("bills.pay_mode", "Billing mode", "计费模式"),
+    ("bills.actions", "Transaction types", "交易类型"),
+    ("bills.total_cost", "Original cost", "原价"),
+    ("bills.cash", "Cash paid", "现金支付"),
+    ("account.ledger", "Balance history", "余额明细"),
+    ("account.kind", "Kind", "类型"),
+    ("account.amount", "Amount", "金额"),
+    ("account.reference", "Reference", "关联"),
+    ("account.note", "Note", "备注"),
+    ("account.time", "Time", "时间"),
+    ("account.keys", "API keys", "API 密钥"),
+    ("account.key_note", "Description", "描述"),
+    ("account.create_key", "Create key", "新建密钥"),
+    ("account.revoke", "Revoke", "禁用"),
+    ("account.revoked", "revoked", "已禁用"),
+    ("account.secret_once", "Copy the SecretKey now: it is shown only once.", "请立即复制 SecretKey：它只显示这一次。"),
+    ("account.alerts", "Alert settings", "告警设置"),
+    ("account.recipients", "Recipients (comma separated)", "收件人（逗号分隔）"),
+    ("account.thresholds", "Remaining-capacity thresholds in % (comma separated)", "剩余容量阈值 %（逗号分隔）"),
+    ("account.alert_language", "Email language", "邮件语言"),
+    ("account.saved", "Saved.", "已保存。"),
+    ("operator.accounts", "Accounts", "账户"),
+    ("operator.create_account", "Create account", "新建账户"),
+    ("operator.name", "Name", "名称"),
+    ("operator.time_zone", "Time zone", "时区"),
+    ("operator.top_up", "Top up", "充值"),
+    ("operator.account", "Account", "账户"),
+    ("operator.amount", "Amount", "金额"),
+    ("operator.issue", "Issue a pack", "发放资源包"),
+    ("operator.subproduct", "Subproduct", "子产品"),
+    ("operator.mode", "Payment mode", "扣费模式"),
+    ("operator.capacity", "Capacity", "容量"),
+    ("operator.term", "Term", "时长"),
+    ("operator.price", "Price", "价格"),
+    ("operator.pack_name", "Pack name", "资源包名称"),
+    ("operator.issued", "Issued", "已发放"),
+    ("outbox.status", "Status", "状态"),
+    ("outbox.retry", "Retry", "重试"),
+    ("outbox.subject", "Subject", "主题"),
+    ("outbox.recipients", "Recipients", "收件人"),
+    ("outbox.attempts", "Attempts", "尝试次数"),
+    ("outbox.next", "Next attempt", "下次尝试"),
+    ("outbox.error", "Last error", "最近错误"),
+    ("audit.actor", "Actor", "操作者"),
+    ("audit.action", "Action", "操作"),
+    ("audit.target", "Target", "对象"),
+    ("audit.detail", "Detail", "详情"),
+];
+
+/// The word for `key` in `lang`.
+pub fn t(lang: Lang, key: &'static str) -> &'static str {
+    match WORDS.iter().find(|(k, _, _)| *k == key) {
+        Some((_, en, zh)) => match lang {
+            Lang::En => en,
+            Lang::Zh => zh,
+        },
+        None => key,
+    }
+}
+
+/// Shown names of pack statuses.
+pub fn status_label(lang: Lang, status: &str) -> &'static str {
+    let (en, zh) = match status {
+        "inactive" => ("Not effective", "未生效"),
+        "valid" => ("Valid", "有效"),
+        "frozen" => ("Frozen", "已冻结"),
+        "expired" => ("Expired", "已过期"),
+        "exhausted" => ("Used up", "已用完"),
+        "refunded" => ("Refunded", "已退款"),
+        _ => ("Unknown", "未知"),
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
+/// Column titles of the Resource Packages table (seed: *Field Description*).
+pub fn field_title(lang: Lang, field: respack_domain::PackField) -> &'static str {
+    use respack_domain::PackField::*;
+    match lang {
+        Lang::En => field.title(),
+        Lang::Zh => match field {
+            NameAndId => "资源包名称/资源包 ID",
+            Product => "产品名称",
+            Subproduct => "子产品名称",
+            Region => "地域",
+            AvailabilityZone => "可用区",
+            Status => "状态",
+            PaymentMode => "扣费模式",
+            CapacityUnit => "容量单位",
+            SinglePeriodCapacity => "单周期剩余容量/总容量",
+            SinglePeriodTime => "单周期开始/结束时间",
+            Periods => "剩余周期数/总周期数",
+            TotalCapacity => "总剩余容量/总容量",
+            ComboCapacity => "组合包容量信息",
+            DeductionAttribute => "动态抵扣属性",
+            EffectiveExpiration => "生效/失效时间",
+            PackageExpiry => "资源包失效时间",
+            Renewal => "续费方式",
+            AutoRenewalPeriod => "自动续费周期",
+            Operation => "操作",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_unique_and_translated() {
+        let mut keys: Vec<&str> = WORDS.iter().map(|(key, _, _)| *key).collect();
+        keys.sort_unstable();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(before, keys.len(), "a key appears twice");
+        for (key, en, zh) in WORDS {
+            assert!(!en.is_empty() && !zh.is_empty(), "{key} lacks a translation");
+        }
+        assert_eq!(t(Lang::Zh, "nav.packs"), "资源包");
+        assert_eq!(t(Lang::En, "nav.packs"), "Resource Packages");
+    }
+
+    #[test]
+    fn language_tags_round_trip() {
+        assert_eq!(Lang::from_tag("zh-CN"), Lang::Zh);
+        assert_eq!(Lang::from_tag("en"), Lang::En);
+        assert_eq!(Lang::from_tag(Lang::Zh.tag()), Lang::Zh);
+    }
+}

@@ -1,0 +1,151 @@
+//! `cargo xtask build-site`: the console's hydrate bundle. Builds `respack-console` for
+//! wasm32 with the `hydrate` feature, then runs wasm-bindgen as a library (no downloaded
+//! tools) into `<site>/pkg/respack.js` + `respack.wasm`, the names Leptos asks for.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+/// The wasm-bindgen version this xtask links; the app's must be the same, or the JS glue and
+/// the WASM would not fit together.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+/// The bundle's file stem (`LEPTOS_OUTPUT_NAME` in `.cargo/config.toml`).
+pub const OUTPUT_NAME: &str = "respack";
+
+/// Which WASM build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmProfile {
+    /// Size-optimized (`wasm-release`: opt-level z, LTO, one codegen unit, panic = abort),
+    /// name and producers sections stripped.
+    Release,
+    /// Quick to build, large; for `RESPACK_WASM_PROFILE=dev`.
+    Dev,
+}
+
+impl WasmProfile {
+    /// `RESPACK_WASM_PROFILE=dev` picks the quick build; everything else the release one.
+    pub fn from_env() -> WasmProfile {
+        match std::env::var("RESPACK_WASM_PROFILE").as_deref() {
+            Ok("dev") => WasmProfile::Dev,
+            _ => WasmProfile::Release,
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+/// Where the hydrate build compiles, `target/wasm-build`.
+pub fn wasm_target_dir() -> PathBuf {
+    target_dir().join("wasm-build")
+}
+
+/// The default site root, `target/site`.
+pub fn default_site_root() -> PathBuf {
+    target_dir().join("site")
+}
+
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Refuses to run when Cargo.lock holds another wasm-bindgen than the one linked here.
+fn check_wasm_bindgen_version() -> Result<()> {
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    let mut versions = Vec::new();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" || line == "name = \"wasm-bindgen-cli-support\"" {
+            if let Some(version) = lines.next().and_then(|line| line.strip_prefix("version = ")) {
+                versions.push(version.trim_matches('"').to_owned());
+            }
+        }
+    }
+    if versions.is_empty() || versions.iter().any(|version| version != WASM_BINDGEN_VERSION) {
+        bail!(
+            "Cargo.lock has wasm-bindgen {versions:?}, but xtask links wasm-bindgen-cli-support \
+             {WASM_BINDGEN_VERSION}; pin both to the same version (`=x.y.z` in the root Cargo.toml)"
+        );
+    }
+    Ok(())
+}
+
+/// Whether the active toolchain has the standard library for wasm32-unknown-unknown.
+pub fn wasm_target_installed(sh: &Shell) -> bool {
+    let sysroot = sh.cmd("rustc").args(["--print", "sysroot"]).quiet().read().unwrap_or_default();
+    Path::new(sysroot.trim()).join("lib/rustlib/wasm32-unknown-unknown").is_dir()
+}
+
+/// Builds the hydrate WASM and writes `site_root/pkg/`. Returns the path of the `.wasm`, or
+/// `None` when the wasm32 target is not installed and we are not in CI: then respack-web
+/// serves the pages without the bundle (plain server-rendered HTML whose forms work), and this
+/// says so loudly. With `CI=true` a missing target is an error.
+pub fn build(sh: &Shell, site_root: &Path, profile: WasmProfile) -> Result<Option<PathBuf>> {
+    if !wasm_target_installed(sh) {
+        let message = "the wasm32-unknown-unknown target is not installed for this toolchain \
+                       (`rustup target add wasm32-unknown-unknown`), so the console's hydrate \
+                       bundle cannot be built";
+        if crate::test_cmd::is_ci() {
+            bail!("{message}");
+        }
+        eprintln!(
+            "\nxtask: WARNING: {message}.\nxtask: the console will be served WITHOUT its WASM: \
+             server-rendered pages and plain forms only.\n"
+        );
+        return Ok(None);
+    }
+    check_wasm_bindgen_version()?;
+    let (cargo_profile, profile_dir) = match profile {
+        WasmProfile::Release => ("wasm-release", "wasm-release"),
+        WasmProfile::Dev => ("dev", "debug"),
+    };
+    println!("xtask: building the console's hydrate WASM (profile {cargo_profile})");
+    // A target directory of its own: the WASM build neither waits for nor invalidates the
+    // native one (e.g. while `dev` builds respack-web).
+    let wasm_target = wasm_target_dir();
+    sh.cmd(cargo())
+        .env("CARGO_TARGET_DIR", &wasm_target)
+        .args(["build", "--quiet", "-p", "respack-console", "--lib", "--target", "wasm32-unknown-unknown"])
+        .args(["--no-default-features", "--features", "hydrate", "--profile", cargo_profile])
+        .run()
+        .context("the hydrate build failed (is the target installed? `rustup target add wasm32-unknown-unknown`)")?;
+    let input = wasm_target.join("wasm32-unknown-unknown").join(profile_dir).join("respack_console.wasm");
+    let pkg = site_root.join("pkg");
+    std::fs::create_dir_all(&pkg).with_context(|| format!("cannot create {}", pkg.display()))?;
+    println!("xtask: running wasm-bindgen {WASM_BINDGEN_VERSION} into {}", pkg.display());
+    let release = profile == WasmProfile::Release;
+    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+    bindgen
+        .input_path(&input)
+        .web(true)
+        .context("wasm-bindgen: cannot target the web")?
+        .typescript(false)
+        .out_name(OUTPUT_NAME)
+        .keep_debug(!release)
+        .remove_name_section(release)
+        .remove_producers_section(release);
+    bindgen.generate(&pkg).map_err(|error| anyhow::anyhow!("wasm-bindgen failed: {error:#}"))?;
+    // Leptos (with LEPTOS_OUTPUT_NAME set) loads `<name>.wasm`, not wasm-bindgen's `<name>_bg.wasm`.
+    let generated = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
+    let wasm = pkg.join(format!("{OUTPUT_NAME}.wasm"));
+    std::fs::rename(&generated, &wasm).with_context(|| format!("cannot rename {}", generated.display()))?;
+    let size = std::fs::metadata(&wasm).map(|meta| meta.len()).unwrap_or(0);
+    println!("xtask: site ready in {} ({} KB of WASM)", site_root.display(), size / 1024);
+    Ok(Some(wasm))
+}
+
+/// `cargo xtask build-site [--dev]`.
+pub fn run(args: &[String]) -> Result<()> {
+    let profile = if args.iter().any(|arg| arg == "--dev") { WasmProfile::Dev } else { WasmProfile::from_env() };
+    let sh = Shell::new()?;
+    sh.change_dir(workspace_root());
+    build(&sh, &default_site_root(), profile)?;
+    Ok(())
+}
