@@ -177,7 +177,7 @@ const CANDIDATE_COLUMNS: &str = "p.id, p.account_id, p.name, p.product_code, p.s
      p.expires_at, p.package_expired_at, p.purchased_at, p.renewal_method, p.auto_renew_period, p.unit_price, \
      p.price_paid, p.scope, p.version, p.updated_at, \
      i.id, i.account_id, i.pack_id, i.position, i.name, i.unit, i.usage_type, i.capacity, i.remaining, \
-     i.cycle_index, i.used";
+     i.cycle_index, i.used, p.next_sweep_at";
 
 fn candidate_row(row: &sea_orm::QueryResult) -> Result<(packs::Model, pack_items::Model), sea_orm::DbErr> {
     let pack = packs::Model {
@@ -206,6 +206,7 @@ fn candidate_row(row: &sea_orm::QueryResult) -> Result<(packs::Model, pack_items
         scope: row.try_get_by_index(22)?,
         version: row.try_get_by_index(23)?,
         updated_at: row.try_get_by_index(24)?,
+        next_sweep_at: row.try_get_by_index(36)?,
     };
     let item = pack_items::Model {
         id: row.try_get_by_index(25)?,

@@ -558,6 +558,7 @@ pub(crate) mod server_side {
             },
             offset: (query.page.max(1) - 1) * PAGE_SIZE,
             limit: PAGE_SIZE,
+            ..PackFilter::default()
         })
     }
 
