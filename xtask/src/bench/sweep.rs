@@ -266,7 +266,7 @@ async fn build(db: &DatabaseConnection, packs: usize, backend_name: &str) -> Res
              purchased_at, renewal_method, auto_renew_period, unit_price, price_paid, scope, version, updated_at, next_sweep_at) \
              SELECT {id}, i % {ACCOUNTS} + 1, 'Bench pack', 'p_mps', 'sp_mps_general_transcoding', 'ap-guangzhou', '', \
              'valid', false, 'period_decrement', 'month', 'month', {count}, 'UTC', {effective}, {expires}, NULL, \
-             {effective}, {renewal}, {auto_period}, {price}, {price} * ({count}), '{{}}', 0, {effective}, {next_sweep} FROM {from}",
+             {effective}, {renewal}, {auto_period}, CAST({price} AS BIGINT), CAST({price} AS BIGINT) * ({count}), '{{}}', 0, {effective}, {next_sweep} FROM {from}",
             price = 10 * MONEY,
         ))
         .await?;
