@@ -1,6 +1,7 @@
 //! `cargo xtask bench sweep`: respackd's pack sweep on SQLite and PostgreSQL. Builds N packs
 //! (default 1,000,000) with set-based SQL, 10 % of them due at the sweep instant — 4 % move to a
-//! new monthly period, 3 % expire (manual renewal), 3 % auto-renew — and measures:
+//! new monthly period, 3 % expire (manual renewal), 3 % auto-renew (and move to their second
+//! period) — and measures:
 //! - an idle sweep (nothing due) at N packs,
 //! - respack's sweep of the due packs (`Store::sweep_packs`, batches of 500),
 //! - hand-written set-based SQL doing the same writes on the same data in the same run (in a
@@ -168,7 +169,8 @@ async fn measure(backend: &str, url: &str, packs: usize) -> Result<Measured> {
         total.packs, total.cycles_rolled, total.expired, total.renewed, total.mails
     );
     let tenth = |percent: usize| (packs / 100 * percent) as u64;
-    ensure!(total.cycles_rolled == tenth(4), "expected {} cycle rolls, got {}", tenth(4), total.cycles_rolled);
+    // The renewed packs move to their second period too.
+    ensure!(total.cycles_rolled == tenth(7), "expected {} cycle rolls, got {}", tenth(7), total.cycles_rolled);
     ensure!(total.expired == tenth(3), "expected {} expiries, got {}", tenth(3), total.expired);
     ensure!(total.renewed == tenth(3), "expected {} renewals, got {}", tenth(3), total.renewed);
     ensure!(store.due_pack_count(instant(DUE_AT)).await? == 0, "packs left due after the sweep");
@@ -264,7 +266,7 @@ async fn build(db: &DatabaseConnection, packs: usize, backend_name: &str) -> Res
              purchased_at, renewal_method, auto_renew_period, unit_price, price_paid, scope, version, updated_at, next_sweep_at) \
              SELECT {id}, i % {ACCOUNTS} + 1, 'Bench pack', 'p_mps', 'sp_mps_general_transcoding', 'ap-guangzhou', '', \
              'valid', false, 'period_decrement', 'month', 'month', {count}, 'UTC', {effective}, {expires}, NULL, \
-             {effective}, {renewal}, {auto_period}, {price}, {price} * ({count}), '{{}}', 0, {effective}, {next_sweep} FROM {from}",
+             {effective}, {renewal}, {auto_period}, CAST({price} AS BIGINT), CAST({price} AS BIGINT) * ({count}), '{{}}', 0, {effective}, {next_sweep} FROM {from}",
             price = 10 * MONEY,
         ))
         .await?;
@@ -304,6 +306,14 @@ async fn plain_sql(db: &DatabaseConnection) -> Result<()> {
         ),
         format!("UPDATE packs SET next_sweep_at = {} WHERE {roll}", ms("2026-07-01T00:00:00Z")),
         // Auto-renewals: balance, order, ledger, bill line, receipt, audit, pack.
+        format!(
+            "UPDATE pack_items SET remaining = capacity, cycle_index = 1 WHERE pack_id IN (SELECT id FROM packs WHERE {renew})"
+        ),
+        format!(
+            "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
+             SELECT account_id, 'system:respackd', 'pack.roll_cycles', id, '{{\"from_cycle\":0,\"to_cycle\":1}}', {now} \
+             FROM packs WHERE {renew}"
+        ),
         format!(
             "UPDATE accounts SET balance = accounts.balance - s.total, version = accounts.version + 1 \
              FROM (SELECT account_id, SUM(unit_price) AS total FROM packs WHERE {renew} GROUP BY account_id) AS s \

@@ -162,13 +162,24 @@ impl Drop for SmtpSink {
     }
 }
 
+/// The complete messages in `dir`. lettre's file transport writes in place, so a respackd
+/// killed mid-write leaves a partial file (without its headers): that is no delivery (the row
+/// stays `sending` and is sent again after its lease), so it is skipped.
 pub fn read_messages(dir: &Path) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.retain(|path| path.extension().is_some_and(|ext| ext == "eml"));
     files.sort();
-    files.into_iter().map(|path| std::fs::read_to_string(path).unwrap()).collect()
+    files
+        .into_iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .filter(|raw| has_message_id(raw) && raw.trim_end().ends_with("--"))
+        .collect()
+}
+
+fn has_message_id(raw: &str) -> bool {
+    raw.lines().any(|line| line.starts_with("Message-ID: ") || line.starts_with("Message-Id: "))
 }
 
 /// The `Message-ID` header of a raw message.
