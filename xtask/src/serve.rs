@@ -60,9 +60,37 @@ pub fn print_logins(url: &str) {
     println!();
 }
 
-/// A running respack-web, stopped (SIGTERM, then kill) when dropped.
+/// A child process stopped when dropped: SIGTERM first (respack-web and respackd shut down
+/// gracefully and close the database), then a kill after 10 s.
+pub struct Stopped(Child);
+
+impl Stopped {
+    pub fn new(child: Child) -> Stopped {
+        Stopped(child)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let child = &mut self.0;
+        if let Ok(None) = child.try_wait() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A running respack-web, stopped when dropped.
 pub struct Server {
-    child: Child,
+    process: Stopped,
     pub url: String,
 }
 
@@ -70,7 +98,14 @@ impl Server {
     /// Starts `binary` with the data directory, address and site root, and waits for it.
     /// `isolated` drops a `RESPACK_DATABASE_URL` from our environment (tests and benchmarks
     /// use the SQLite file in `data_dir`, never the developer's database).
-    pub fn start(binary: &Path, data_dir: &Path, addr: &str, site_root: &Path, log: &str, isolated: bool) -> Result<Server> {
+    pub fn start(
+        binary: &Path,
+        data_dir: &Path,
+        addr: &str,
+        site_root: &Path,
+        log: &str,
+        isolated: bool,
+    ) -> Result<Server> {
         let mut command = Command::new(binary);
         command
             .current_dir(workspace_root())
@@ -82,7 +117,7 @@ impl Server {
             command.env_remove("RESPACK_DATABASE_URL").env_remove("RESPACK_CONFIG").env_remove("RESPACK_SECRET_KEY");
         }
         let child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut server = Server { child, url: format!("http://{addr}") };
+        let mut server = Server { process: Stopped::new(child), url: format!("http://{addr}") };
         server.wait_until_up(addr)?;
         Ok(server)
     }
@@ -90,7 +125,7 @@ impl Server {
     fn wait_until_up(&mut self, addr: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.process.0.try_wait()? {
                 bail!("respack-web exited during start-up ({status})");
             }
             if TcpStream::connect(addr).is_ok() {
@@ -103,7 +138,7 @@ impl Server {
 
     /// Waits for the server to exit by itself (Ctrl-C reaches it too).
     pub fn wait(mut self) -> Result<()> {
-        let status = self.child.wait()?;
+        let status = self.process.0.wait()?;
         if !status.success() {
             bail!("respack-web exited with {status}");
         }
@@ -111,25 +146,7 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SIGTERM first: respack-web shuts down gracefully and closes the database.
-            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.0.id()
     }
 }
 

@@ -19,11 +19,8 @@ const REQUIRE_POSTGRES_VAR: &str = "RESPACK_REQUIRE_POSTGRES";
 const PYTHON_VAR: &str = "RESPACK_TEST_PYTHON";
 /// PyPI packages the suites use, pinned: the official Tencent Cloud SDK (the API must answer it
 /// as the real service does) and aiosmtpd (the real SMTP server respackd's mail goes to).
-const PYTHON_TEST_PACKAGES: [&str; 3] = [
-    "tencentcloud-sdk-python-common==3.1.195",
-    "tencentcloud-sdk-python-billing==3.1.177",
-    "aiosmtpd==1.4.6",
-];
+const PYTHON_TEST_PACKAGES: [&str; 3] =
+    ["tencentcloud-sdk-python-common==3.1.195", "tencentcloud-sdk-python-billing==3.1.177", "aiosmtpd==1.4.6"];
 
 /// Where the PostgreSQL suite's database comes from in this run.
 enum TestDatabase {
@@ -80,9 +77,9 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
         Err(error) if in_ci => {
             return Err(error.context("the test suites' Python tools (Tencent Cloud SDK, aiosmtpd) are needed under CI"))
         }
-        Err(error) => eprintln!(
-            "xtask: WARNING: no Python test tools; the SDK and SMTP tests will be skipped: {error:#}"
-        ),
+        Err(error) => {
+            eprintln!("xtask: WARNING: no Python test tools; the SDK and SMTP tests will be skipped: {error:#}")
+        }
     }
 
     if !selects_packages(cargo_test_args) {
@@ -95,8 +92,8 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
                  wasm32-unknown-unknown`). With CI=true this is an error.\n"
             );
         } else {
-        println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
-        sh.cmd(cargo_bin())
+            println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
+            sh.cmd(cargo_bin())
             .args(["build", "--quiet", "-p", "respack-domain", "--target", "wasm32-unknown-unknown"])
             .run()
             .context("respack-domain must build for wasm32 (is the target installed? `rustup target add wasm32-unknown-unknown`)")?;

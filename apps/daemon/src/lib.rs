@@ -18,7 +18,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use respack_clock::Clock;
 use respack_config::{MailTransport, Settings};
-use respack_store::{Store, SweepReport};
+use respack_store::{Store, SummaryBuild, SweepReport};
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -32,11 +32,12 @@ const CAPACITY_LOOKBACK: i64 = 10_000;
 const CAPACITY_LOOKBACK_EVERY: Duration = Duration::hours(1);
 
 /// What one pass of every job did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
     pub sweep: SweepReport,
     pub capacity_mails: u64,
     pub delivery: DeliveryReport,
+    pub summaries: Vec<SummaryBuild>,
 }
 
 impl PassReport {
@@ -47,6 +48,7 @@ impl PassReport {
             "renewed": s.renewed, "renewal_failed": s.renewal_failed, "expired": s.expired,
             "exhausted": s.exhausted, "failed": s.failed, "mails_queued": s.mails + self.capacity_mails,
             "mails_sent": self.delivery.sent, "mails_retried": self.delivery.retried, "mails_dead": self.delivery.dead,
+            "bill_summaries_built": self.summaries.iter().filter(|build| build.built).map(|build| &build.month).collect::<Vec<_>>(),
         })
     }
 }
@@ -172,11 +174,45 @@ impl Daemon {
         }
     }
 
+    /// Builds the monthly bill summaries that can still change at `now`: see [`open_bill_months`].
+    pub async fn build_bill_summaries(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<SummaryBuild>> {
+        let mut builds = Vec::new();
+        for month in open_bill_months(now) {
+            if self.stop_requested() {
+                break;
+            }
+            let build = self
+                .store
+                .build_bill_summary(&month, now)
+                .await
+                .with_context(|| format!("building the bill summary of {month} failed"))?;
+            builds.push(build);
+        }
+        Ok(builds)
+    }
+
     /// One pass of every job at `now` (`respackd sweep --once`).
     pub async fn pass(&self, now: DateTime<Utc>) -> anyhow::Result<PassReport> {
         let (sweep, capacity_mails) = self.sweep(now).await?;
         let delivery = self.deliver(now).await?;
-        Ok(PassReport { sweep, capacity_mails, delivery })
+        let summaries = self.build_bill_summaries(now).await?;
+        Ok(PassReport { sweep, capacity_mails, delivery, summaries })
+    }
+
+    async fn summary_job(&self) {
+        if self.stop_requested() {
+            return;
+        }
+        let now = self.clock.now();
+        match self.build_bill_summaries(now).await {
+            Ok(builds) => {
+                for build in builds.iter().filter(|build| build.built) {
+                    tracing::info!(month = %build.month, summaries = build.summaries, lines = build.lines,
+                        "bill summary built");
+                }
+            }
+            Err(error) => tracing::error!(%now, "{error:#}"),
+        }
     }
 
     async fn sweep_job(&self) {
@@ -226,6 +262,19 @@ impl Daemon {
     }
 }
 
+/// The bill months (`yyyy-mm`) whose summaries can still change at `now`: every month some
+/// time zone is in (bill lines are dated in their account's zone, UTC−12 to UTC+14), and the
+/// month before for two days after it ends, so late settlements land and the final build of a
+/// month happens after its end plus one day.
+pub fn open_bill_months(now: DateTime<Utc>) -> Vec<String> {
+    let mut months: Vec<String> = [now - Duration::days(2), now - Duration::hours(12), now, now + Duration::hours(14)]
+        .iter()
+        .map(|at| at.format("%Y-%m").to_string())
+        .collect();
+    months.dedup();
+    months
+}
+
 /// Runs a command of the command line.
 pub async fn execute(command: Command) -> anyhow::Result<()> {
     if command == Command::Help {
@@ -255,7 +304,11 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
 async fn check_config(settings: &Settings, clock: &Clock) -> anyhow::Result<()> {
     println!("settings: {settings:#?}");
     println!("clock now: {}", clock.now());
-    for (name, schedule) in [("sweep", &settings.daemon.sweep_schedule), ("outbox", &settings.daemon.outbox_schedule)] {
+    for (name, schedule) in [
+        ("sweep", &settings.daemon.sweep_schedule),
+        ("outbox", &settings.daemon.outbox_schedule),
+        ("summary", &settings.daemon.summary_schedule),
+    ] {
         Job::new_async(schedule.as_str(), |_, _| Box::pin(async {})).with_context(|| {
             format!("[daemon] {name}_schedule = {schedule:?} is not a cron schedule (sec min hour day month weekday)")
         })?;
@@ -309,6 +362,18 @@ async fn run(settings: &Settings, clock: Clock) -> anyhow::Result<()> {
             })?,
         )
         .await?;
+    let summarizer = daemon.clone();
+    scheduler
+        .add(
+            Job::new_async(settings.daemon.summary_schedule.as_str(), move |_, _| {
+                let daemon = summarizer.clone();
+                Box::pin(async move { daemon.summary_job().await })
+            })
+            .with_context(|| {
+                format!("[daemon] summary_schedule {:?} is not a cron schedule", settings.daemon.summary_schedule)
+            })?,
+        )
+        .await?;
     scheduler.start().await.context("cannot start the job scheduler")?;
     // Catch up at once rather than waiting for the first tick (after downtime, due packs wait).
     let first = daemon.clone();
@@ -355,5 +420,24 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn open_bill_months_cover_every_zone_and_the_month_just_ended() {
+        assert_eq!(open_bill_months(at("2026-11-15T12:00:00Z")), vec!["2026-11"]);
+        assert_eq!(open_bill_months(at("2026-11-30T12:00:00Z")), vec!["2026-11", "2026-12"], "UTC+14 is in December");
+        assert_eq!(open_bill_months(at("2026-12-01T08:00:00Z")), vec!["2026-11", "2026-12"]);
+        assert_eq!(open_bill_months(at("2026-12-02T23:00:00Z")), vec!["2026-11", "2026-12"], "the final build");
+        assert_eq!(open_bill_months(at("2026-12-03T01:00:00Z")), vec!["2026-12"]);
+        assert_eq!(open_bill_months(at("2026-12-31T23:00:00Z")), vec!["2026-12", "2027-01"]);
     }
 }

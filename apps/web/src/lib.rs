@@ -4,7 +4,6 @@
 //! [`router`] on port 0 against a throwaway store.
 
 pub mod cli;
-pub mod clock;
 mod console;
 mod metering;
 pub mod telemetry;
@@ -18,7 +17,7 @@ use axum::Router;
 use respack_store::Store;
 use tokio::net::TcpListener;
 
-pub use clock::Clock;
+pub use respack_clock::Clock;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]

@@ -101,6 +101,8 @@ pub struct DaemonSettings {
     pub sweep_schedule: String,
     /// Cron schedule (with seconds) of the outbox sender.
     pub outbox_schedule: String,
+    /// Cron schedule (with seconds) of the monthly bill summary build.
+    pub summary_schedule: String,
     /// Packs per sweep transaction.
     pub batch_size: u64,
     /// `system`, `fixed:<RFC 3339>` or `offset:<seconds>`: what respackd takes as "now".
@@ -155,6 +157,7 @@ struct FileDaemon {
     metrics_addr: Option<String>,
     sweep_schedule: Option<String>,
     outbox_schedule: Option<String>,
+    summary_schedule: Option<String>,
     batch_size: Option<u64>,
     clock: Option<String>,
 }
@@ -340,6 +343,9 @@ fn daemon_settings(file: FileDaemon, var: &impl Fn(&str) -> Option<String>) -> R
         outbox_schedule: var("RESPACK_DAEMON_OUTBOX_SCHEDULE")
             .or(file.outbox_schedule)
             .unwrap_or_else(|| "*/10 * * * * *".into()),
+        summary_schedule: var("RESPACK_DAEMON_SUMMARY_SCHEDULE")
+            .or(file.summary_schedule)
+            .unwrap_or_else(|| "0 */5 * * * *".into()),
         batch_size,
         clock: var("RESPACK_DAEMON_CLOCK").or(file.clock).unwrap_or_else(|| "system".into()),
     })

@@ -7,9 +7,9 @@ use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use crate::accounts::Account;
+use crate::audit::{self, Actor};
 use crate::convert::{instant, millis};
 use crate::entity::outbox;
-use crate::audit::{self, Actor};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::{render, Notice};
 use crate::{retrying, Store};
