@@ -70,7 +70,14 @@ impl Server {
     /// Starts `binary` with the data directory, address and site root, and waits for it.
     /// `isolated` drops a `RESPACK_DATABASE_URL` from our environment (tests and benchmarks
     /// use the SQLite file in `data_dir`, never the developer's database).
-    pub fn start(binary: &Path, data_dir: &Path, addr: &str, site_root: &Path, log: &str, isolated: bool) -> Result<Server> {
+    pub fn start(
+        binary: &Path,
+        data_dir: &Path,
+        addr: &str,
+        site_root: &Path,
+        log: &str,
+        isolated: bool,
+    ) -> Result<Server> {
         let mut command = Command::new(binary);
         command
             .current_dir(workspace_root())

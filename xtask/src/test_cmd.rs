@@ -72,8 +72,8 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
                  wasm32-unknown-unknown`). With CI=true this is an error.\n"
             );
         } else {
-        println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
-        sh.cmd(cargo_bin())
+            println!("xtask: checking that respack-domain builds for wasm32-unknown-unknown");
+            sh.cmd(cargo_bin())
             .args(["build", "--quiet", "-p", "respack-domain", "--target", "wasm32-unknown-unknown"])
             .run()
             .context("respack-domain must build for wasm32 (is the target installed? `rustup target add wasm32-unknown-unknown`)")?;

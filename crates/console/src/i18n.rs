@@ -83,7 +83,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("packs.settings", "Columns", "列设置"),
     ("packs.settings.hint", "Choose the columns to display", "选择要显示的列"),
     ("packs.count", "packs", "个资源包"),
-    ("packs.three_months", "Packs that ended more than 3 months ago are not listed.", "已失效超过 3 个月的资源包不再显示。"),
+    (
+        "packs.three_months",
+        "Packs that ended more than 3 months ago are not listed.",
+        "已失效超过 3 个月的资源包不再显示。",
+    ),
     ("op.renew", "Renew", "续费"),
     ("op.set_auto", "Set auto-renewal", "设置自动续费"),
     ("op.set_manual", "Set manual renewal", "设置手动续费"),

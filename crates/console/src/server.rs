@@ -133,7 +133,10 @@ pub fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The language this request asked for (its `respack_lang` cookie), English by default.
 pub fn request_lang() -> Lang {
-    request_parts().and_then(|parts| cookie(&parts.headers, LANG_COOKIE)).map(|tag| Lang::from_tag(&tag)).unwrap_or_default()
+    request_parts()
+        .and_then(|parts| cookie(&parts.headers, LANG_COOKIE))
+        .map(|tag| Lang::from_tag(&tag))
+        .unwrap_or_default()
 }
 
 /// The page's security headers; the CSP allows the page's own scripts (by nonce), its WASM
@@ -206,7 +209,9 @@ pub fn store_error(error: StoreError) -> ServerFnError {
     match error {
         StoreError::Database(_) | StoreError::Corrupt(_) => {
             tracing::error!(%error, "console request failed");
-            ServerFnError::new("the server could not complete this request; try again, and tell an operator if it keeps failing")
+            ServerFnError::new(
+                "the server could not complete this request; try again, and tell an operator if it keeps failing",
+            )
         }
         other => ServerFnError::new(other.to_string()),
     }
@@ -216,7 +221,11 @@ pub fn store_error(error: StoreError) -> ServerFnError {
 /// WASM yet, or none at all), send it back to the page it came from with the outcome in
 /// `?notice=` or `?error=`, which the layout shows; with `close_dialog` a success also drops
 /// the dialog's `op`/`pack` parameters. Calls from the hydrated app get the value itself.
-pub fn finish_form<T>(result: Result<T, ServerFnError>, notice: impl Fn(&T) -> String, close_dialog: bool) -> Result<T, ServerFnError> {
+pub fn finish_form<T>(
+    result: Result<T, ServerFnError>,
+    notice: impl Fn(&T) -> String,
+    close_dialog: bool,
+) -> Result<T, ServerFnError> {
     let Some(parts) = request_parts() else {
         return result;
     };
@@ -259,5 +268,8 @@ pub fn finish_form<T>(result: Result<T, ServerFnError>, notice: impl Fn(&T) -> S
 /// Whether the hydrate bundle is there to load (without it pages are plain server-rendered
 /// HTML whose forms still work).
 pub fn has_bundle(options: &LeptosOptions) -> bool {
-    std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir).join(format!("{}.js", options.output_name)).is_file()
+    std::path::Path::new(&*options.site_root)
+        .join(&*options.site_pkg_dir)
+        .join(format!("{}.js", options.output_name))
+        .is_file()
 }

@@ -78,7 +78,11 @@ impl Store {
         let token = random_hex(32);
         let session = Session {
             csrf_token: random_hex(16),
-            language: self.account(user.account_id).await.map(|account| account.language).unwrap_or_else(|_| "en".into()),
+            language: self
+                .account(user.account_id)
+                .await
+                .map(|account| account.language)
+                .unwrap_or_else(|_| "en".into()),
             expires_at: now + SESSION_LIFETIME,
             user,
         };

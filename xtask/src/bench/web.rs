@@ -133,8 +133,7 @@ async fn measure(base: &str, bundle: bool) -> Result<Figures> {
         .context("signing in gave no session cookie")?
         .to_owned();
     let wasm_brotli_bytes = if bundle {
-        let compressed =
-            client.get(format!("{base}/pkg/respack.wasm")).header("accept-encoding", "br").send().await?;
+        let compressed = client.get(format!("{base}/pkg/respack.wasm")).header("accept-encoding", "br").send().await?;
         ensure!(
             compressed.headers().get("content-encoding").is_some_and(|value| value == "br"),
             "the WASM was not served brotli-compressed"
@@ -175,5 +174,10 @@ async fn measure(base: &str, bundle: bool) -> Result<Figures> {
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    Ok(Figures { wasm_brotli_bytes, p50_ms: at(0.5), p99_ms: at(0.99), requests_per_s: latencies.len() as f64 / elapsed })
+    Ok(Figures {
+        wasm_brotli_bytes,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        requests_per_s: latencies.len() as f64 / elapsed,
+    })
 }

@@ -37,15 +37,18 @@ struct Tenant {
 
 async fn tenant(app: &TestApp, name: &str) -> Tenant {
     let since = t0() - Duration::days(30);
-    let account = app
-        .store
-        .create_account(respack_store::NewAccount::customer(name, Tz::UTC), &operator(), since)
-        .await
-        .unwrap();
+    let account =
+        app.store.create_account(respack_store::NewAccount::customer(name, Tz::UTC), &operator(), since).await.unwrap();
     let email = format!("{}@example.com", name.to_lowercase());
     app.store
         .create_user(
-            NewUser { account_id: account.id, email: &email, display_name: name, password: "correct-horse", role: Role::Customer },
+            NewUser {
+                account_id: account.id,
+                email: &email,
+                display_name: name,
+                password: "correct-horse",
+                role: Role::Customer,
+            },
             &operator(),
             since,
         )
@@ -58,7 +61,8 @@ async fn tenant(app: &TestApp, name: &str) -> Tenant {
     let mut spec = transcoding_pack("100");
     spec.name = format!("{name} pack");
     spec.mode = respack_domain::PaymentMode::PeriodDecrement(respack_domain::TimeUnit::Month);
-    let pack_id = app.store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), since).await.unwrap().pack_id;
+    let pack_id =
+        app.store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), since).await.unwrap().pack_id;
     Tenant { account_id: account.id, email, pack_id }
 }
 
@@ -125,7 +129,8 @@ async fn a_customer_cannot_read_or_change_another_customers_packs() {
 
     // Bob's pack cannot be quoted, opened, renewed, switched to auto-renewal or downloaded.
     let (status, body) =
-        call(&app, &cookie, "quote_operation", &[("operation", "renew"), ("pack_id", &bob.pack_id), ("periods", "1")]).await;
+        call(&app, &cookie, "quote_operation", &[("operation", "renew"), ("pack_id", &bob.pack_id), ("periods", "1")])
+            .await;
     assert!(!status.is_success() && body.contains("not found"), "{status} {body}");
     let (status, body) = call(&app, &cookie, "load_pack_detail", &[("pack_id", &bob.pack_id)]).await;
     assert!(!status.is_success() && body.contains("not found"), "{status} {body}");
@@ -136,7 +141,13 @@ async fn a_customer_cannot_read_or_change_another_customers_packs() {
             &app,
             &cookie,
             "apply_operation",
-            &[("csrf", &token), ("operation", operation), ("pack_id", &bob.pack_id), ("periods", "1"), ("client_token", "t-1")],
+            &[
+                ("csrf", &token),
+                ("operation", operation),
+                ("pack_id", &bob.pack_id),
+                ("periods", "1"),
+                ("client_token", "t-1"),
+            ],
         )
         .await;
         assert!(!status.is_success() && body.contains("not found"), "{operation}: {status} {body}");
@@ -154,20 +165,38 @@ async fn a_customer_cannot_read_or_change_another_customers_packs() {
         &app,
         &cookie,
         "apply_operation",
-        &[("csrf", &token), ("operation", "renew"), ("pack_id", &alice.pack_id), ("periods", "2"), ("client_token", "t-2")],
+        &[
+            ("csrf", &token),
+            ("operation", "renew"),
+            ("pack_id", &alice.pack_id),
+            ("periods", "2"),
+            ("client_token", "t-2"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(app.store.account(alice.account_id).await.unwrap().balance, respack_domain::Money::parse("980").unwrap());
+    assert_eq!(
+        app.store.account(alice.account_id).await.unwrap().balance,
+        respack_domain::Money::parse("980").unwrap()
+    );
     // The same ClientToken again charges nothing more.
     call(
         &app,
         &cookie,
         "apply_operation",
-        &[("csrf", &token), ("operation", "renew"), ("pack_id", &alice.pack_id), ("periods", "2"), ("client_token", "t-2")],
+        &[
+            ("csrf", &token),
+            ("operation", "renew"),
+            ("pack_id", &alice.pack_id),
+            ("periods", "2"),
+            ("client_token", "t-2"),
+        ],
     )
     .await;
-    assert_eq!(app.store.account(alice.account_id).await.unwrap().balance, respack_domain::Money::parse("980").unwrap());
+    assert_eq!(
+        app.store.account(alice.account_id).await.unwrap().balance,
+        respack_domain::Money::parse("980").unwrap()
+    );
 }
 
 #[tokio::test]
@@ -180,7 +209,13 @@ async fn state_changes_need_the_sessions_csrf_token_and_the_same_origin() {
         &app,
         &cookie,
         "apply_operation",
-        &[("csrf", "forged"), ("operation", "set_not_renew"), ("pack_id", &alice.pack_id), ("periods", "1"), ("client_token", "")],
+        &[
+            ("csrf", "forged"),
+            ("operation", "set_not_renew"),
+            ("pack_id", &alice.pack_id),
+            ("periods", "1"),
+            ("client_token", ""),
+        ],
     )
     .await;
     assert!(!status.is_success() && body.contains("CSRF"), "{status} {body}");
@@ -232,7 +267,14 @@ async fn pages_need_a_session_and_are_rendered_on_the_server_with_security_heade
 
     // Signing out ends the session on the server.
     let token = csrf(&app, &cookie).await;
-    let response = client().post(app.url("/signout")).header("cookie", &cookie).header("content-type", "application/x-www-form-urlencoded").body(encode(&[("csrf", token.as_str())])).send().await.unwrap();
+    let response = client()
+        .post(app.url("/signout"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", token.as_str())]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let response = client().get(app.url("/packs")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);

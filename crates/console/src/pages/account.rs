@@ -73,11 +73,22 @@ pub async fn save_alert_settings(
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(|t| t.trim_end_matches('%').parse::<u8>().map_err(|_| ServerFnError::new(format!("{t:?} is not a percentage from 1 to 99"))))
+            .map(|t| {
+                t.trim_end_matches('%')
+                    .parse::<u8>()
+                    .map_err(|_| ServerFnError::new(format!("{t:?} is not a percentage from 1 to 99")))
+            })
             .collect::<Result<Vec<u8>, _>>()?;
         caller
             .store()
-            .set_alert_settings(caller.session.user.account_id, recipients, &language, thresholds, &caller.actor(), caller.now)
+            .set_alert_settings(
+                caller.session.user.account_id,
+                recipients,
+                &language,
+                thresholds,
+                &caller.actor(),
+                caller.now,
+            )
             .await
             .map_err(crate::server::store_error)?;
         Ok(())

@@ -109,11 +109,8 @@ pub(crate) mod server_side {
     /// The caller's own account's month (bills belong to the paying account).
     pub async fn load(caller: &Caller, month: Option<&str>) -> Result<BillsPage, ServerFnError> {
         let month = self::month(caller, month)?;
-        let summaries = caller
-            .store()
-            .bill_resource_summary(caller.session.user.account_id, &month)
-            .await
-            .map_err(store_error)?;
+        let summaries =
+            caller.store().bill_resource_summary(caller.session.user.account_id, &month).await.map_err(store_error)?;
         let total = summaries.iter().fold(Money::default(), |sum, row| sum + row.total_cost);
         Ok(BillsPage {
             month,

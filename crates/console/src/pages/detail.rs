@@ -109,7 +109,9 @@ mod server_side {
         let fields = PackField::ALL
             .iter()
             .filter(|field| **field != PackField::Operation && field.applies_to(&pack))
-            .filter_map(|field| cell(caller, &pack, *field, &names).map(|value| (field_title(caller.lang(), *field).to_owned(), value)))
+            .filter_map(|field| {
+                cell(caller, &pack, *field, &names).map(|value| (field_title(caller.lang(), *field).to_owned(), value))
+            })
             .collect();
         let items = pack
             .items
@@ -136,7 +138,8 @@ mod server_side {
         let (cycles, cycles_omitted) = match pack.mode.cycle_unit() {
             Some(unit) => {
                 let count = pack.cycle_count();
-                let current_index = current.map_or(if now < pack.effective_at { 0 } else { count - 1 }, |cycle| cycle.index);
+                let current_index =
+                    current.map_or(if now < pack.effective_at { 0 } else { count - 1 }, |cycle| cycle.index);
                 let first = (current_index - TIMELINE_CYCLES / 2).clamp(0, (count - TIMELINE_CYCLES).max(0));
                 let last = (first + TIMELINE_CYCLES).min(count);
                 let rows = (first..last)
@@ -199,7 +202,9 @@ mod server_side {
             deductions: deductions
                 .items
                 .iter()
-                .map(|row| crate::pages::usage::server_side::line(caller, row, &pack.name, &subproduct_name, &pack.items))
+                .map(|row| {
+                    crate::pages::usage::server_side::line(caller, row, &pack.name, &subproduct_name, &pack.items)
+                })
                 .collect(),
         })
     }

@@ -35,15 +35,27 @@ pub async fn create_account(
 }
 
 #[leptos::server(endpoint = "top_up")]
-pub async fn top_up(csrf: String, account_id: i64, amount: String, client_token: String) -> Result<String, ServerFnError> {
+pub async fn top_up(
+    csrf: String,
+    account_id: i64,
+    amount: String,
+    client_token: String,
+) -> Result<String, ServerFnError> {
     let result: Result<String, ServerFnError> = async {
         let caller = crate::server::caller().await?;
         caller.require_operator()?;
         caller.check_csrf(&csrf)?;
-        let amount = respack_domain::Money::parse(amount.trim()).map_err(|error| ServerFnError::new(error.to_string()))?;
+        let amount =
+            respack_domain::Money::parse(amount.trim()).map_err(|error| ServerFnError::new(error.to_string()))?;
         let receipt = caller
             .store()
-            .top_up(account_id, amount, Some(&client_token).filter(|token| !token.is_empty()).map(String::as_str), &caller.actor(), caller.now)
+            .top_up(
+                account_id,
+                amount,
+                Some(&client_token).filter(|token| !token.is_empty()).map(String::as_str),
+                &caller.actor(),
+                caller.now,
+            )
             .await
             .map_err(crate::server::store_error)?;
         Ok(format!("Topped up {}; balance now {}.", receipt.amount, receipt.balance_after))
@@ -95,9 +107,16 @@ pub async fn retry_outbox(csrf: String, id: i64) -> Result<String, ServerFnError
         let caller = crate::server::caller().await?;
         caller.require_operator()?;
         caller.check_csrf(&csrf)?;
-        let requeued =
-            caller.store().retry_outbox_message(id, &caller.actor(), caller.now).await.map_err(crate::server::store_error)?;
-        Ok(if requeued { format!("Message {id} is queued again.") } else { format!("Message {id} was already requeued.") })
+        let requeued = caller
+            .store()
+            .retry_outbox_message(id, &caller.actor(), caller.now)
+            .await
+            .map_err(crate::server::store_error)?;
+        Ok(if requeued {
+            format!("Message {id} is queued again.")
+        } else {
+            format!("Message {id} was already requeued.")
+        })
     }
     .await;
     crate::server::finish_form(result, String::clone, false)
@@ -142,7 +161,10 @@ fn OperatorView(data: OperatorData) -> impl IntoView {
     let top_up = ServerAction::<TopUp>::new();
     let issue = ServerAction::<IssuePack>::new();
     Effect::new(move |_| {
-        if matches!(create.value().get(), Some(Ok(_))) || matches!(top_up.value().get(), Some(Ok(_))) || matches!(issue.value().get(), Some(Ok(_))) {
+        if matches!(create.value().get(), Some(Ok(_)))
+            || matches!(top_up.value().get(), Some(Ok(_)))
+            || matches!(issue.value().get(), Some(Ok(_)))
+        {
             changes.bump();
         }
     });
@@ -386,7 +408,13 @@ mod server_side {
             caller
                 .store()
                 .create_user(
-                    NewUser { account_id: account.id, email, display_name: name.trim(), password, role: Role::Customer },
+                    NewUser {
+                        account_id: account.id,
+                        email,
+                        display_name: name.trim(),
+                        password,
+                        role: Role::Customer,
+                    },
                     &caller.actor(),
                     caller.now,
                 )
@@ -441,8 +469,11 @@ mod server_side {
         };
         let charge = if form.charge == "settled" { Charge::Settled } else { Charge::Balance };
         let token = Some(form.client_token.as_str()).filter(|token| !token.is_empty());
-        let issued =
-            caller.store().issue_pack(account.id, spec, charge, token, &caller.actor(), caller.now).await.map_err(store_error)?;
+        let issued = caller
+            .store()
+            .issue_pack(account.id, spec, charge, token, &caller.actor(), caller.now)
+            .await
+            .map_err(store_error)?;
         Ok(format!(
             "Issued {} to {} for {}{}.",
             issued.pack_id,

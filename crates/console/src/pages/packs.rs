@@ -113,7 +113,11 @@ pub async fn save_columns(csrf: String, cols: HashMap<String, String>) -> Result
 
 /// What an operation on a pack would cost and leave (`periods` for renewals and auto-renewal).
 #[leptos::server(endpoint = "quote_operation")]
-pub async fn quote_operation(operation: String, pack_id: String, periods: u32) -> Result<OperationQuote, ServerFnError> {
+pub async fn quote_operation(
+    operation: String,
+    pack_id: String,
+    periods: u32,
+) -> Result<OperationQuote, ServerFnError> {
     let caller = crate::server::caller().await?;
     server_side::quote(&caller, &operation, &pack_id, periods).await
 }
@@ -175,10 +179,8 @@ fn PacksView(data: PacksData, query: PacksQuery) -> impl IntoView {
         ("expires_desc", "packs.sort.expires_desc"),
         ("name_asc", "packs.sort.name_asc"),
     ];
-    let header_cells = columns
-        .iter()
-        .map(|field| view! { <th scope="col">{field_title(lang, *field)}</th> })
-        .collect_view();
+    let header_cells =
+        columns.iter().map(|field| view! { <th scope="col">{field_title(lang, *field)}</th> }).collect_view();
     let rows = data
         .rows
         .iter()
@@ -349,7 +351,14 @@ fn PackTableRow(row: PackRow, columns: Vec<PackField>, query: PacksQuery) -> imp
 
 /// A row operation: a link opening its dialog, or a disabled button whose reason is shown
 /// on hover and focus and read by screen readers.
-fn operation_control(lang: Lang, query: &PacksQuery, pack_id: &str, op: &'static str, key: &'static str, refusal: Option<String>) -> AnyView {
+fn operation_control(
+    lang: Lang,
+    query: &PacksQuery,
+    pack_id: &str,
+    op: &'static str,
+    key: &'static str,
+    refusal: Option<String>,
+) -> AnyView {
     match refusal {
         None => {
             let href = format!("/packs?{}", query.to_query_string(query.page, &[("op", op), ("pack", pack_id)]));
@@ -408,7 +417,10 @@ fn OperationDialog(operation: String, pack_id: String, query: PacksQuery) -> imp
     let periods = RwSignal::new(1u32);
     let quote = {
         let (operation, pack_id) = (operation.clone(), pack_id.clone());
-        Resource::new(move || periods.get(), move |periods| quote_operation(operation.clone(), pack_id.clone(), periods))
+        Resource::new(
+            move || periods.get(),
+            move |periods| quote_operation(operation.clone(), pack_id.clone(), periods),
+        )
     };
     let apply = ServerAction::<ApplyOperation>::new();
     Effect::new(move |_| {
@@ -526,14 +538,21 @@ pub(crate) mod server_side {
         value.normalize().to_string()
     }
 
-    fn date(text: &str, caller: &Caller) -> Result<Option<respack_domain::chrono::DateTime<respack_domain::chrono::Utc>>, ServerFnError> {
+    fn date(
+        text: &str,
+        caller: &Caller,
+    ) -> Result<Option<respack_domain::chrono::DateTime<respack_domain::chrono::Utc>>, ServerFnError> {
         if text.trim().is_empty() {
             return Ok(None);
         }
         let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
             .map_err(|_| ServerFnError::new(format!("{text:?} is not a date; use yyyy-mm-dd")))?;
         let local = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-        Ok(caller.time_zone.from_local_datetime(&local).earliest().map(|at| at.with_timezone(&respack_domain::chrono::Utc)))
+        Ok(caller
+            .time_zone
+            .from_local_datetime(&local)
+            .earliest()
+            .map(|at| at.with_timezone(&respack_domain::chrono::Utc)))
     }
 
     pub fn filter(caller: &Caller, query: &PacksQuery) -> Result<PackFilter, ServerFnError> {
@@ -632,7 +651,13 @@ pub(crate) mod server_side {
         result.err().map(|violation| violation.to_string())
     }
 
-    pub fn row(caller: &Caller, pack: &Pack, fields: &[PackField], names: &Names, uins: &HashMap<i64, String>) -> PackRow {
+    pub fn row(
+        caller: &Caller,
+        pack: &Pack,
+        fields: &[PackField],
+        names: &Names,
+        uins: &HashMap<i64, String>,
+    ) -> PackRow {
         let now = caller.now;
         let cells = fields
             .iter()
@@ -674,7 +699,9 @@ pub(crate) mod server_side {
         let join = |parts: Vec<String>| Some(parts.join("; "));
         match field {
             PackField::NameAndId => Some(format!("{} / {}", pack.name, pack.id)),
-            PackField::Product => Some(names.products.get(&pack.product).cloned().unwrap_or_else(|| pack.product.clone())),
+            PackField::Product => {
+                Some(names.products.get(&pack.product).cloned().unwrap_or_else(|| pack.product.clone()))
+            }
             PackField::Subproduct => {
                 Some(names.subproducts.get(&pack.subproduct).cloned().unwrap_or_else(|| pack.subproduct.clone()))
             }
@@ -691,7 +718,9 @@ pub(crate) mod server_side {
                 items
                     .iter()
                     .map(|item| match (pack.remaining_at(item, now), item.capacity) {
-                        (Some(remaining), Some(capacity)) => format!("{}/{} {}", decimal(remaining), decimal(capacity), item.unit),
+                        (Some(remaining), Some(capacity)) => {
+                            format!("{}/{} {}", decimal(remaining), decimal(capacity), item.unit)
+                        }
                         _ => "-".to_owned(),
                     })
                     .collect(),
@@ -725,7 +754,9 @@ pub(crate) mod server_side {
             PackField::EffectiveExpiration => {
                 Some(format!("{} ~ {}", caller.time(pack.effective_at), caller.time(pack.expires_at)))
             }
-            PackField::PackageExpiry => Some(pack.package_expired_at.map_or_else(|| "-".to_owned(), |at| caller.time(at))),
+            PackField::PackageExpiry => {
+                Some(pack.package_expired_at.map_or_else(|| "-".to_owned(), |at| caller.time(at)))
+            }
             PackField::Renewal => Some(pack.renewal.label().to_owned()),
             PackField::AutoRenewalPeriod => {
                 pack.auto_renew_period.map(|period| format!("{period} {}", pack.term.unit.as_str()))
@@ -756,7 +787,12 @@ pub(crate) mod server_side {
         Some(caller.scope.as_slice())
     }
 
-    pub async fn quote(caller: &Caller, operation: &str, pack_id: &str, periods: u32) -> Result<OperationQuote, ServerFnError> {
+    pub async fn quote(
+        caller: &Caller,
+        operation: &str,
+        pack_id: &str,
+        periods: u32,
+    ) -> Result<OperationQuote, ServerFnError> {
         let pack = caller.store().pack(scope(caller), pack_id).await.map_err(store_error)?;
         let account = caller.store().account(pack.account_id).await.map_err(store_error)?;
         let now = caller.now;
@@ -863,7 +899,9 @@ pub(crate) mod server_side {
                 if operation == "modify_period" {
                     let pack = store.pack(scope, pack_id).await.map_err(store_error)?;
                     if pack.renewal != RenewalMethod::Auto {
-                        return Err(ServerFnError::new("the pack is not set to renew automatically; choose Set auto-renewal"));
+                        return Err(ServerFnError::new(
+                            "the pack is not set to renew automatically; choose Set auto-renewal",
+                        ));
                     }
                 }
                 let pack = store

@@ -178,7 +178,13 @@ pub(crate) mod server_side {
     use crate::pages::packs::server_side::decimal;
     use crate::server::{store_error, Caller};
 
-    pub fn line(caller: &Caller, row: &DeductionRow, pack_name: &str, subproduct: &str, items: &[CapacityItem]) -> DeductionLine {
+    pub fn line(
+        caller: &Caller,
+        row: &DeductionRow,
+        pack_name: &str,
+        subproduct: &str,
+        items: &[CapacityItem],
+    ) -> DeductionLine {
         let item = usize::try_from(row.item_position).ok().and_then(|position| items.get(position));
         DeductionLine {
             time: caller.time(row.deducted_at),
@@ -248,8 +254,13 @@ pub(crate) mod server_side {
             .iter()
             .map(|row| match packs.get(&row.pack_id) {
                 Some(pack) => {
-                    let sub = crate::pages::packs::server_side::cell(caller, pack, respack_domain::PackField::Subproduct, &names)
-                        .unwrap_or_default();
+                    let sub = crate::pages::packs::server_side::cell(
+                        caller,
+                        pack,
+                        respack_domain::PackField::Subproduct,
+                        &names,
+                    )
+                    .unwrap_or_default();
                     line(caller, row, &pack.name, &sub, &pack.items)
                 }
                 None => line(caller, row, "", "", &[]),
@@ -266,7 +277,12 @@ pub(crate) mod server_side {
             }
             let unit = packs
                 .get(&row.pack_id)
-                .and_then(|pack| pack.items.iter().find(|item| item.usage_type.as_deref() == Some(&row.usage_type)).or(pack.items.first()))
+                .and_then(|pack| {
+                    pack.items
+                        .iter()
+                        .find(|item| item.usage_type.as_deref() == Some(&row.usage_type))
+                        .or(pack.items.first())
+                })
                 .map(|item| item.unit.clone())
                 .unwrap_or_default();
             *totals.entry((row.day, kind, unit)).or_default() += row.amount;
@@ -304,7 +320,8 @@ pub(crate) mod server_side {
         const BOTTOM: f64 = 24.0;
         let days = (to - from).num_days().max(0) + 1;
         let series: Vec<(String, String)> = {
-            let set: BTreeSet<(String, String)> = totals.keys().map(|(_, kind, unit)| (kind.clone(), unit.clone())).collect();
+            let set: BTreeSet<(String, String)> =
+                totals.keys().map(|(_, kind, unit)| (kind.clone(), unit.clone())).collect();
             set.into_iter().collect()
         };
         let max = totals.values().copied().max().unwrap_or(Decimal::ZERO);

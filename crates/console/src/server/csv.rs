@@ -30,11 +30,13 @@ fn line(fields: impl IntoIterator<Item = String>) -> String {
 
 pub async fn packs(caller: &Caller, query: &PacksQuery) -> Result<String, ServerFnError> {
     let mut filter = filter(caller, query)?;
-    let fields: Vec<PackField> = columns(caller).await?.into_iter().filter(|field| *field != PackField::Operation).collect();
+    let fields: Vec<PackField> =
+        columns(caller).await?.into_iter().filter(|field| *field != PackField::Operation).collect();
     let names = names(caller).await?;
     let uins = account_uins(caller).await?;
     let mut out = line(
-        std::iter::once("Account".to_owned()).chain(fields.iter().map(|field| field_title(caller.lang(), *field).to_owned())),
+        std::iter::once("Account".to_owned())
+            .chain(fields.iter().map(|field| field_title(caller.lang(), *field).to_owned())),
     );
     filter.offset = 0;
     filter.limit = 1000;
@@ -61,8 +63,18 @@ pub async fn packs(caller: &Caller, query: &PacksQuery) -> Result<String, Server
 pub async fn bills(caller: &Caller, month: Option<&str>) -> Result<(String, String), ServerFnError> {
     let page = crate::pages::bills::server_side::load(caller, month).await?;
     let mut out = line(
-        ["ResourceId", "ResourceName", "BusinessCode", "ProductCode", "RegionName", "PayMode", "ActionTypes", "TotalCost", "CashPayAmount"]
-            .map(str::to_owned),
+        [
+            "ResourceId",
+            "ResourceName",
+            "BusinessCode",
+            "ProductCode",
+            "RegionName",
+            "PayMode",
+            "ActionTypes",
+            "TotalCost",
+            "CashPayAmount",
+        ]
+        .map(str::to_owned),
     );
     for row in page.rows {
         out.push_str(&line([

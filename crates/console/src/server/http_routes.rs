@@ -58,14 +58,10 @@ where
         .route("/assets/console.css", get(stylesheet))
         .with_state(state.clone());
 
-    let assets: Router<S> = Router::new()
-        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
-        .layer(CompressionLayer::new());
+    let assets: Router<S> =
+        Router::new().nest_service("/pkg", ServeDir::new(site_root.join("pkg"))).layer(CompressionLayer::new());
 
-    pages
-        .merge(forms)
-        .merge(assets)
-        .layer(axum::middleware::from_fn_with_state(state, gate))
+    pages.merge(forms).merge(assets).layer(axum::middleware::from_fn_with_state(state, gate))
 }
 
 async fn stylesheet() -> Response {
@@ -173,10 +169,7 @@ async fn sign_in(State(state): State<ConsoleState>, request: Request) -> Respons
     match state.store.sign_in(&form.email, &form.password, &client, state.now()).await {
         Ok(SignIn::SignedIn { token, session }) => see_other(
             "/packs",
-            vec![
-                session_cookie(&token, respack_store::SESSION_LIFETIME.num_seconds()),
-                lang_cookie(&session.language),
-            ],
+            vec![session_cookie(&token, respack_store::SESSION_LIFETIME.num_seconds()), lang_cookie(&session.language)],
         ),
         Ok(SignIn::Refused) => see_other("/signin?error=refused", Vec::new()),
         Ok(SignIn::Throttled { until }) => {
@@ -212,7 +205,11 @@ async fn sign_out(State(state): State<ConsoleState>, headers: HeaderMap, Form(fo
     see_other("/signin", vec![session_cookie("", 0)])
 }
 
-async fn switch_language(State(state): State<ConsoleState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn switch_language(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let tag = crate::i18n::Lang::from_tag(form.lang.as_deref().unwrap_or("en")).tag();
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         if let Ok(Some(caller)) = caller_of_token(&state, &token).await {
