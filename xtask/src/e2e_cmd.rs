@@ -127,7 +127,9 @@ fn add_last_day_pack(settings: &respack_config::Settings) -> Result<()> {
             items: vec![CapacityItem::new("General transcoding", "minutes", Some(Decimal::from(500)))],
             tags: std::collections::BTreeMap::new(),
         };
-        store.issue_pack(account.id, spec, Charge::Settled, None, &Actor::system("e2e"), now - Duration::hours(4)).await?;
+        store
+            .issue_pack(account.id, spec, Charge::Settled, None, &Actor::system("e2e"), now - Duration::hours(4))
+            .await?;
         store.close().await?;
         Ok(())
     })
