@@ -107,7 +107,9 @@ try {
   });
 
   await step('auto-renewal is refused on the last day, with the reason shown', async () => {
-    const row = page.locator('tr', { hasText: 'TSC daily allowance' });
+    await page.goto(`${BASE}/packs?search=Last-day`);
+    await hydrated(page);
+    const row = page.locator('tr', { hasText: 'Last-day pack' });
     const button = row.locator('button[data-op="set_auto"]');
     assert.ok(await button.isDisabled(), 'Set auto-renewal is disabled');
     assert.match(await button.getAttribute('title'), /last 24 hours before expiration/);
@@ -133,8 +135,10 @@ try {
   });
 
   await step('renewing a pack shows price and balance after, and the balance falls', async () => {
+    await page.goto(`${BASE}/packs?search=Last-day`);
+    await hydrated(page);
     const before = money(await page.getByTestId('balance').textContent());
-    const link = page.locator('tr', { hasText: 'TSC daily allowance' }).locator('a[data-op="renew"]');
+    const link = page.locator('tr', { hasText: 'Last-day pack' }).locator('a[data-op="renew"]');
     await link.click();
     await page.getByRole('dialog').waitFor();
     await page.getByTestId('quote-price').waitFor();
@@ -154,7 +158,7 @@ try {
   });
 
   await step('pack detail shows capacity, cycles and deductions', async () => {
-    await page.goto(`${BASE}/packs?search=TSC%20daily`);
+    await page.goto(`${BASE}/packs?search=Last-day`);
     await hydrated(page);
     await page.locator('table.packs tbody tr td:first-child a').first().click();
     await page.waitForURL(/\/packs\/rp-/);

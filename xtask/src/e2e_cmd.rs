@@ -57,7 +57,9 @@ pub fn run(args: &[String]) -> Result<()> {
         std::fs::remove_dir_all(&data_dir).with_context(|| format!("cannot clear {}", data_dir.display()))?;
     }
     std::fs::create_dir_all(&data_dir)?;
-    seed(&settings_for(&data_dir)?)?;
+    let settings = settings_for(&data_dir)?;
+    seed(&settings)?;
+    add_last_day_pack(&settings)?;
     let addr = format!("127.0.0.1:{}", free_port()?);
     let server = Server::start(&binary, &data_dir, &addr, &site_root, "warn", true)?;
     println!("xtask: respack-web at {}; running the browser test", server.url);
@@ -88,4 +90,47 @@ fn install_playwright(sh: &Shell, e2e: &Path) -> Result<()> {
         .run()
         .context("npm ci in e2e/ failed")?;
     Ok(())
+}
+
+/// The demo customer's pack that expires in 20 hours (its last day): renewal settings are
+/// refused on it, renewing is not. The demo's own short pack may be used up by its usage.
+fn add_last_day_pack(settings: &respack_config::Settings) -> Result<()> {
+    use respack_domain::chrono::{Duration, Utc};
+    use respack_domain::rust_decimal::Decimal;
+    use respack_domain::{CapacityItem, DeductionScope, Money, PackSpec, PaymentMode, RenewalMethod, Term, TimeUnit};
+    use respack_store::{Actor, Charge, Store};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = Store::open(settings).await?;
+        let account = store
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|account| account.name == "Acme Media")
+            .context("the demo account Acme Media is missing")?;
+        let now = Utc::now();
+        let spec = PackSpec {
+            name: "Last-day pack".into(),
+            product: "p_mps".into(),
+            subproduct: "sp_mps_general_transcoding".into(),
+            region: "ap-guangzhou".into(),
+            zone: String::new(),
+            mode: PaymentMode::PeriodDecrement(TimeUnit::Day),
+            term: Term { unit: TimeUnit::Day, count: 1 },
+            time_zone: account.time_zone,
+            effective_at: now - Duration::hours(4),
+            renewal: RenewalMethod::Manual,
+            auto_renew_period: None,
+            unit_price: Money::parse("3")?,
+            scope: DeductionScope::default(),
+            items: vec![CapacityItem::new("General transcoding", "minutes", Some(Decimal::from(500)))],
+            tags: std::collections::BTreeMap::new(),
+        };
+        store
+            .issue_pack(account.id, spec, Charge::Settled, None, &Actor::system("e2e"), now - Duration::hours(4))
+            .await?;
+        store.close().await?;
+        Ok(())
+    })
 }

@@ -38,6 +38,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <title>{t(lang, "app.name")}</title>
                 <link rel="stylesheet" href="/assets/console.css" />
+                <link rel="icon" href="data:," />
                 {bundle.then(|| view! { <HydrationScripts options /> })}
             </head>
             <body>

@@ -174,7 +174,7 @@ fn AccountView(data: AccountData) -> impl IntoView {
                 <div class="table-wrap"><table>
                     <thead><tr><th scope="col">"SecretId"</th><th scope="col">{t(lang, "account.key_note")}</th>
                     <th scope="col">{t(lang, "account.time")}</th><th scope="col">{t(lang, "packs.status")}</th><th scope="col"></th></tr></thead>
-                    <tbody>{data.keys.iter().cloned().map(|key| {
+                    <tbody>{data.keys.clone().into_iter().map(|key| {
                         let revoked = key.revoked_at.is_some();
                         view! {
                             <tr><td><code>{key.secret_id.clone()}</code></td><td>{key.note.clone()}</td><td>{key.created_at.clone()}</td>

@@ -15,6 +15,7 @@ use crate::dto::{OperationQuote, PackRow, PacksPage as PacksData};
 use crate::i18n::{field_title, status_label, t, Lang};
 
 /// Rows per page.
+#[cfg(feature = "ssr")]
 pub const PAGE_SIZE: u64 = 20;
 
 /// The page's filters, sort and page, as they appear in its URL (and the CSV link's).

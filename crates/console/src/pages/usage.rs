@@ -9,6 +9,7 @@ use crate::dto::{DeductionLine, UsagePage as UsageData};
 use crate::i18n::{t, Lang};
 use crate::pages::packs::url_encode;
 
+#[cfg(feature = "ssr")]
 pub const PAGE_SIZE: u64 = 50;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
