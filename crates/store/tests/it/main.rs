@@ -9,4 +9,5 @@ mod catalog_and_settings;
 mod demo;
 mod pack_ops;
 mod packs;
+mod sessions;
 mod usage;
