@@ -1,6 +1,6 @@
 //! `cargo xtask dist`: what a server needs, in `target/dist/`: release binaries in `bin/`,
 //! the console's site (size-optimized WASM) in `site/`, and the systemd units in `systemd/`
-//! (respack-web's here; respackd's beside it once the daemon exists).
+//! (respack-web's and respackd's).
 
 use std::path::Path;
 
@@ -27,9 +27,26 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("a release needs the console's WASM; install the wasm32-unknown-unknown target");
     }
     println!("xtask: building release binaries");
-    sh.cmd(cargo()).args(["build", "--quiet", "--release", "-p", "respack-web", "--bin", "respack-web"]).run()?;
-    copy(&target_dir().join("release").join("respack-web"), &dist.join("bin").join("respack-web"))?;
+    sh.cmd(cargo())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "respack-web",
+            "--bin",
+            "respack-web",
+            "-p",
+            "respackd",
+            "--bin",
+            "respackd",
+        ])
+        .run()?;
+    for binary in ["respack-web", "respackd"] {
+        copy(&target_dir().join("release").join(binary), &dist.join("bin").join(binary))?;
+    }
     copy(&root.join("apps/web/respack-web.service"), &dist.join("systemd").join("respack-web.service"))?;
+    copy(&root.join("apps/daemon/systemd/respackd.service"), &dist.join("systemd").join("respackd.service"))?;
     println!("xtask: {} holds:", dist.display());
     for dir in ["bin", "site/pkg", "systemd"] {
         for entry in std::fs::read_dir(dist.join(dir))? {

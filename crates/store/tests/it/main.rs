@@ -11,5 +11,6 @@ mod catalog_and_settings;
 mod demo;
 mod pack_ops;
 mod packs;
+mod sessions;
 mod upkeep;
 mod usage;
