@@ -214,6 +214,9 @@ try {
     await signIn(page, 'operator@respack.local', 'operator-demo');
     await page.goto(`${BASE}/operator`);
     await hydrated(page);
+    // The page's data arrive after hydration; a click before they settle can land on a form
+    // that is about to be re-rendered (seen once in CI as a submit with no answer).
+    await page.waitForLoadState('networkidle');
     const form = page.getByTestId('issue-form');
     await form.waitFor();
     const option = form.locator('select[name="form[account_id]"] option', { hasText: 'Acme Media' });
