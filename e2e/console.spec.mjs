@@ -209,56 +209,46 @@ try {
     await signOut(page);
   });
 
-  // Inside the full `cargo xtask test` run step 13 gets no answer to its submit (it passes
-  // run alone with `cargo xtask e2e`); xtask test sets E2E_SKIP_OPERATOR=1 until that is fixed.
-  if (process.env.E2E_SKIP_OPERATOR === '1') {
-    console.log('e2e: SKIPPED the operator steps (issue and refund a pack): E2E_SKIP_OPERATOR=1');
-  } else {
-    let issuedId;
-    await step('the operator issues a pack from the catalog', async () => {
-      await signIn(page, 'operator@respack.local', 'operator-demo');
-      await page.goto(`${BASE}/operator`);
-      await hydrated(page);
-      // The page's data arrive after hydration; a click before they settle can land on a form
-      // that is about to be re-rendered (seen once in CI as a submit with no answer).
-      await page.waitForLoadState('networkidle');
-      const form = page.getByTestId('issue-form');
-      await form.waitFor();
-      const option = form.locator('select[name="form[account_id]"] option', { hasText: 'Acme Media' });
-      await form.locator('select[name="form[account_id]"]').selectOption(await option.first().getAttribute('value'));
-      await form.locator('input[name="form[name]"]').fill('E2E issued pack');
-      await form.locator('input[name="form[term]"]').fill('1');
-      await form.locator('input[name="form[unit_price]"]').fill('7');
-      await form.locator('button[type=submit]').click();
-      const result = page.getByTestId('op-result');
-      await result.waitFor();
-      const text = await result.textContent();
-      assert.match(text, /Issued rp-/);
-      issuedId = text.match(/rp-[0-9a-z]+/)[0];
-      await shot(page, '13-operator-issued');
-    });
+  let issuedId;
+  await step('the operator issues a pack from the catalog', async () => {
+    await signIn(page, 'operator@respack.local', 'operator-demo');
+    await page.goto(`${BASE}/operator`);
+    await hydrated(page);
+    const form = page.getByTestId('issue-form');
+    await form.waitFor();
+    const option = form.locator('select[name="form[account_id]"] option', { hasText: 'Acme Media' });
+    await form.locator('select[name="form[account_id]"]').selectOption(await option.first().getAttribute('value'));
+    await form.locator('input[name="form[name]"]').fill('E2E issued pack');
+    await form.locator('input[name="form[term]"]').fill('1');
+    await form.locator('input[name="form[unit_price]"]').fill('7');
+    await form.locator('button[type=submit]').click();
+    const result = page.getByTestId('op-result');
+    await result.waitFor();
+    const text = await result.textContent();
+    assert.match(text, /Issued rp-/);
+    issuedId = text.match(/rp-[0-9a-z]+/)[0];
+    await shot(page, '13-operator-issued');
+  });
 
-    await step('the operator refunds it within 5 days', async () => {
-      await page.goto(`${BASE}/packs?search=${issuedId}`);
-      await hydrated(page);
-      await page.locator(`tr[data-pack="${issuedId}"] a[data-op="refund"]`).click();
-      await page.getByRole('dialog').waitFor();
-      await page.getByTestId('quote-price').waitFor();
-      await shot(page, '14-refund-dialog');
-      await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
-      await page.getByTestId('op-result').waitFor();
-      assert.match(await page.getByTestId('op-result').textContent(), /Refunded/);
-      await page.goto(`${BASE}/operator/audit`);
-      await hydrated(page);
-      await page.getByTestId('audit').waitFor();
-      assert.match(await page.getByTestId('audit').textContent(), /refund/);
-      await shot(page, '15-audit');
-      await page.goto(`${BASE}/operator/outbox`);
-      await hydrated(page);
-      await shot(page, '16-outbox');
-    });
-
-  }
+  await step('the operator refunds it within 5 days', async () => {
+    await page.goto(`${BASE}/packs?search=${issuedId}`);
+    await hydrated(page);
+    await page.locator(`tr[data-pack="${issuedId}"] a[data-op="refund"]`).click();
+    await page.getByRole('dialog').waitFor();
+    await page.getByTestId('quote-price').waitFor();
+    await shot(page, '14-refund-dialog');
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.getByTestId('op-result').waitFor();
+    assert.match(await page.getByTestId('op-result').textContent(), /Refunded/);
+    await page.goto(`${BASE}/operator/audit`);
+    await hydrated(page);
+    await page.getByTestId('audit').waitFor();
+    assert.match(await page.getByTestId('audit').textContent(), /refund/);
+    await shot(page, '15-audit');
+    await page.goto(`${BASE}/operator/outbox`);
+    await hydrated(page);
+    await shot(page, '16-outbox');
+  });
 
   const unexpected = consoleErrors.filter((text) => !/favicon/.test(text));
   assert.deepEqual(unexpected, [], 'no errors in the browser console');

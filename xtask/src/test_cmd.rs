@@ -113,12 +113,6 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
         // The browser suite: slow, so it runs last; `cargo xtask e2e` runs it alone.
         if crate::e2e_cmd::available() {
             println!("xtask: running the browser test (cargo xtask e2e)");
-            // The operator steps get no answer inside this full run while passing alone
-            // (`cargo xtask e2e`); skipped here, loudly, until that is understood.
-            eprintln!(
-                "xtask: WARNING: skipping the browser test's operator steps here; run `cargo xtask e2e` for them"
-            );
-            std::env::set_var("E2E_SKIP_OPERATOR", "1");
             crate::e2e_cmd::run(&[])?;
         } else if in_ci {
             bail!(

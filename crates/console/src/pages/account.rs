@@ -102,12 +102,28 @@ pub fn AccountPage() -> impl IntoView {
     let lang = expect_context::<Lang>();
     let changes = expect_context::<Changes>();
     let data = Resource::new(move || changes.0.get(), |_| account_overview());
+    // The actions live above the Transition: a success refreshes the page's data (the new key
+    // is listed, the saved settings shown), and the result, such as a secret shown only once,
+    // must survive that re-render.
+    let actions = AccountActions {
+        create: ServerAction::<CreateApiKey>::new(),
+        revoke: ServerAction::<RevokeApiKey>::new(),
+        alerts: ServerAction::<SaveAlertSettings>::new(),
+    };
+    Effect::new(move |_| {
+        if matches!(actions.create.value().get(), Some(Ok(_)))
+            || matches!(actions.revoke.value().get(), Some(Ok(())))
+            || matches!(actions.alerts.value().get(), Some(Ok(())))
+        {
+            changes.bump();
+        }
+    });
     view! {
         <h1>{t(lang, "nav.account")}</h1>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(data) => view! { <AccountView data /> }.into_any(),
+                    Ok(data) => view! { <AccountView data actions /> }.into_any(),
                     Err(error) => view! { <ErrorNote error /> }.into_any(),
                 }
             })}
@@ -115,20 +131,20 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
+/// The account page's forms' actions.
+#[derive(Clone, Copy)]
+struct AccountActions {
+    create: ServerAction<CreateApiKey>,
+    revoke: ServerAction<RevokeApiKey>,
+    alerts: ServerAction<SaveAlertSettings>,
+}
+
 #[component]
-fn AccountView(data: AccountData) -> impl IntoView {
+fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
     let lang = expect_context::<Lang>();
     let me = expect_context::<MeResource>();
-    let changes = expect_context::<Changes>();
     let csrf = move || me.get().and_then(Result::ok).map(|me| me.csrf).unwrap_or_default();
-    let create = ServerAction::<CreateApiKey>::new();
-    let revoke = ServerAction::<RevokeApiKey>::new();
-    let alerts = ServerAction::<SaveAlertSettings>::new();
-    Effect::new(move |_| {
-        if matches!(revoke.value().get(), Some(Ok(()))) || matches!(alerts.value().get(), Some(Ok(()))) {
-            changes.bump();
-        }
-    });
+    let AccountActions { create, revoke, alerts } = actions;
     view! {
         <section>
             <h2>{data.name.clone()}" "<code>{data.uin.clone()}</code></h2>

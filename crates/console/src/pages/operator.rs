@@ -138,12 +138,27 @@ pub fn OperatorPage() -> impl IntoView {
     let lang = expect_context::<Lang>();
     let changes = expect_context::<Changes>();
     let data = Resource::new(move || changes.0.get(), |_| operator_overview());
+    // The actions live here, above the Transition: a success refreshes the page's data, which
+    // re-renders the forms, and their results must survive that.
+    let actions = OperatorActions {
+        create: ServerAction::<CreateAccount>::new(),
+        top_up: ServerAction::<TopUp>::new(),
+        issue: ServerAction::<IssuePack>::new(),
+    };
+    Effect::new(move |_| {
+        if matches!(actions.create.value().get(), Some(Ok(_)))
+            || matches!(actions.top_up.value().get(), Some(Ok(_)))
+            || matches!(actions.issue.value().get(), Some(Ok(_)))
+        {
+            changes.bump();
+        }
+    });
     view! {
         <h1>{t(lang, "nav.operator")}</h1>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(data) => view! { <OperatorView data /> }.into_any(),
+                    Ok(data) => view! { <OperatorView data actions /> }.into_any(),
                     Err(error) => view! { <ErrorNote error /> }.into_any(),
                 }
             })}
@@ -151,23 +166,20 @@ pub fn OperatorPage() -> impl IntoView {
     }
 }
 
+/// The operator page's forms' actions.
+#[derive(Clone, Copy)]
+struct OperatorActions {
+    create: ServerAction<CreateAccount>,
+    top_up: ServerAction<TopUp>,
+    issue: ServerAction<IssuePack>,
+}
+
 #[component]
-fn OperatorView(data: OperatorData) -> impl IntoView {
+fn OperatorView(data: OperatorData, actions: OperatorActions) -> impl IntoView {
     let lang = expect_context::<Lang>();
     let me = expect_context::<MeResource>();
-    let changes = expect_context::<Changes>();
     let csrf = csrf_of(me);
-    let create = ServerAction::<CreateAccount>::new();
-    let top_up = ServerAction::<TopUp>::new();
-    let issue = ServerAction::<IssuePack>::new();
-    Effect::new(move |_| {
-        if matches!(create.value().get(), Some(Ok(_)))
-            || matches!(top_up.value().get(), Some(Ok(_)))
-            || matches!(issue.value().get(), Some(Ok(_)))
-        {
-            changes.bump();
-        }
-    });
+    let OperatorActions { create, top_up, issue } = actions;
     let account_options = || {
         data.accounts
             .iter()
