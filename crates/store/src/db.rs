@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 
 /// An open write transaction. On SQLite it also holds the process's writer lock and has
 /// already taken the database write lock, so the transaction never fails half-way with
@@ -20,6 +20,10 @@ use crate::error::StoreResult;
 pub(crate) struct WriteTx<'a> {
     pub(crate) txn: DatabaseTransaction,
     _writer: Option<MutexGuard<'a, ()>>,
+    /// SQLite: the database's write counter as this transaction set it. Every write
+    /// transaction of every process adds one, so a counter one past the last one this process
+    /// committed proves nobody else wrote in between (what the usage path's pack cache needs).
+    pub(crate) stamp: Option<i64>,
 }
 
 impl std::ops::Deref for WriteTx<'_> {
@@ -86,11 +90,18 @@ pub(crate) async fn begin_write<'a>(
         None => None,
     };
     let txn = db.begin().await?;
+    let mut stamp = None;
     if guard.is_some() {
         // The first statement writes, so SQLite takes its write lock now (as BEGIN IMMEDIATE
         // would), waiting up to busy_timeout for other processes such as respackd.
-        txn.execute(Statement::from_string(DatabaseBackend::Sqlite, "UPDATE write_lock SET n = n + 1 WHERE id = 1"))
-            .await?;
+        let row = txn
+            .query_one(Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "UPDATE write_lock SET n = n + 1 WHERE id = 1 RETURNING n",
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the write_lock row is missing; run the migrations again".into()))?;
+        stamp = Some(row.try_get_by_index(0)?);
     }
-    Ok(WriteTx { txn, _writer: guard })
+    Ok(WriteTx { txn, _writer: guard, stamp })
 }

@@ -10,6 +10,7 @@ mod api_keys;
 mod audit;
 mod bill_summary;
 mod bills;
+mod candidate_cache;
 mod catalog;
 mod column_settings;
 mod convert;
@@ -61,6 +62,8 @@ pub struct Store {
     db: DatabaseConnection,
     /// Present on SQLite: one writer at a time in this process.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Present on SQLite: the packs the last usage batch left, for the next one.
+    candidate_cache: Option<Arc<candidate_cache::CandidateCache>>,
     sealing: SealingKey,
 }
 
@@ -75,7 +78,8 @@ impl Store {
     /// pending migration. `sealing` protects API secret keys at rest.
     pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
         let (db, sqlite_writer) = db::connect(url).await?;
-        Ok(Store { db, sqlite_writer, sealing })
+        let candidate_cache = sqlite_writer.is_some().then(Arc::default);
+        Ok(Store { db, sqlite_writer, candidate_cache, sealing })
     }
 
     /// Connects as the settings say, creating the data directory and, when no secret key is

@@ -233,16 +233,14 @@ fn candidate_row(row: &sea_orm::QueryResult) -> Result<(packs::Model, pack_items
 /// outer loop and `INDEXED BY` pins the pack index: without statistics its planner otherwise
 /// scans every live pack through `ix_packs_activation`, or builds an automatic index on the
 /// list for each batch.
-async fn candidates(conn: &impl ConnectionTrait, records: &[&CheckedRecord<'_>]) -> StoreResult<Vec<Pack>> {
-    let pairs: BTreeSet<(i64, &str)> =
-        records.iter().map(|r| (r.record.account_id, r.record.subproduct.as_str())).collect();
+async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) -> StoreResult<Vec<Pack>> {
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
     let backend = conn.get_database_backend();
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(pairs.len() * 2 + 1);
     let mut rows = Vec::with_capacity(pairs.len());
-    for (account_id, subproduct) in &pairs {
+    for (account_id, subproduct) in pairs {
         values.push((*account_id).into());
         values.push((*subproduct).into());
         rows.push(match backend {
@@ -487,19 +485,39 @@ impl Store {
             .filter(|c| !stored.contains_key(&(c.record.account_id, c.input.idempotency_key.clone())))
             .collect();
 
-        // Plan every fresh record, in order, against the packs as the records before it left
-        // them, in memory.
-        let seen = candidates(&*tx, &fresh).await?;
-        let mut groups: HashMap<(i64, String), Vec<Pack>> = HashMap::new();
-        for pack in &seen {
-            groups.entry((pack.account_id, pack.subproduct.clone())).or_default().push(pack.clone());
+        // The candidate packs of every (account, subproduct) pair in the batch: from the
+        // cache where this process's last batch left them untouched by anyone else (SQLite),
+        // else read (and on PostgreSQL locked).
+        let pairs: BTreeSet<(i64, &str)> =
+            fresh.iter().map(|c| (c.record.account_id, c.record.subproduct.as_str())).collect();
+        let cache = self.candidate_cache.as_deref().zip(tx.stamp);
+        let (mut groups, missing) = match cache {
+            Some((cache, stamp)) => cache.take(stamp, &pairs),
+            None => (HashMap::new(), pairs.clone()),
+        };
+        for &(account_id, subproduct) in &missing {
+            groups.insert((account_id, subproduct.to_owned()), Vec::new());
         }
+        for pack in candidates(&*tx, &missing).await? {
+            groups.entry((pack.account_id, pack.subproduct.clone())).or_default().push(pack);
+        }
+
+        // Plan every fresh record, in order, against the packs as the records before it left
+        // them, in memory; keep each touched pack as it was read, for the guarded writes.
+        let mut before_by_id: HashMap<PackId, Pack> = HashMap::new();
         let mut writes = BatchWrites::default();
         let mut planned: HashMap<(i64, String), UsageOutcome> = HashMap::new();
         for CheckedRecord { input, record, subproduct } in fresh.iter().copied() {
             let account = &context.accounts[&record.account_id];
             let group = groups.entry((record.account_id, record.subproduct.clone())).or_default();
             let plan = plan_deduction(record, group);
+            for line in &plan.deductions {
+                if !before_by_id.contains_key(&line.pack_id) {
+                    if let Some(pack) = group.iter().find(|pack| pack.id == line.pack_id) {
+                        before_by_id.insert(pack.id.clone(), pack.clone());
+                    }
+                }
+            }
             apply_plan(&plan, group, record.occurred_at);
             let overage_cost = subproduct.list_price.times(plan.overage);
             let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
@@ -596,7 +614,6 @@ impl Store {
         for chunk in deduction_rows.chunks(500) {
             deductions::Entity::insert_many(chunk.to_vec()).exec_without_returning(&*tx).await?;
         }
-        let before_by_id: HashMap<&PackId, &Pack> = seen.iter().map(|pack| (&pack.id, pack)).collect();
         let mut item_changes = Vec::new();
         for pack in groups.values().flatten() {
             let Some(before) = before_by_id.get(&pack.id) else { continue };
@@ -612,9 +629,10 @@ impl Store {
             }
         }
         write_items(&*tx, &item_changes).await?;
-        for pack in groups.values().flatten() {
+        for pack in groups.values_mut().flatten() {
             if let Some(before) = before_by_id.get(&pack.id).filter(|before| before.lifecycle != pack.lifecycle) {
                 update_pack(&*tx, before, pack, now).await?;
+                pack.version = before.version + 1;
             }
         }
         let daily: Vec<usage_daily::ActiveModel> = writes
@@ -654,7 +672,17 @@ impl Store {
                 None => outcomes.push(planned[&(c.record.account_id, c.input.idempotency_key.clone())].clone()),
             }
         }
-        tx.commit().await?;
+        let stamp = tx.stamp;
+        if let Err(error) = tx.commit().await {
+            // The commit may have happened all the same; nothing cached can be trusted.
+            if let Some(cache) = &self.candidate_cache {
+                cache.forget();
+            }
+            return Err(error);
+        }
+        if let Some((cache, stamp)) = self.candidate_cache.as_deref().zip(stamp) {
+            cache.put(stamp, groups);
+        }
         Ok(outcomes)
     }
 

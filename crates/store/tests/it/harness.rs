@@ -10,6 +10,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 pub struct TestDb {
     pub store: Store,
+    url: String,
     cleanup: Cleanup,
 }
 
@@ -33,8 +34,9 @@ fn rand_suffix() -> u32 {
 
 pub async fn sqlite() -> TestDb {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name()));
-    let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()), key()).await.expect("open SQLite");
-    TestDb { store, cleanup: Cleanup::SqliteFile(path) }
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store = Store::connect(&url, key()).await.expect("open SQLite");
+    TestDb { store, url, cleanup: Cleanup::SqliteFile(path) }
 }
 
 /// `None` (and a note on stderr) when no PostgreSQL is configured, unless one is required
@@ -58,11 +60,18 @@ pub async fn postgres() -> Option<TestDb> {
         None => (url.as_str(), String::new()),
     };
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    let store = Store::connect(&format!("{server}/{name}{query}"), key()).await.expect("open PostgreSQL store");
-    Some(TestDb { store, cleanup: Cleanup::PostgresDatabase { admin, name } })
+    let url = format!("{server}/{name}{query}");
+    let store = Store::connect(&url, key()).await.expect("open PostgreSQL store");
+    Some(TestDb { store, url, cleanup: Cleanup::PostgresDatabase { admin, name } })
 }
 
 impl TestDb {
+    /// A second handle on the same database, standing for another process (respackd, or
+    /// another web node): it shares nothing in memory with `store`.
+    pub async fn second_handle(&self) -> Store {
+        Store::connect(&self.url, key()).await.expect("open a second handle")
+    }
+
     pub async fn finish(self) {
         let _ = self.store.close().await;
         match self.cleanup {

@@ -294,6 +294,59 @@ async fn a_mixed_batch_deducts_each_account_and_settles_overage_per_day(store: &
     assert_eq!(ids.len(), 4, "every record got its own ID");
 }
 
+/// What another process writes (respackd, a second web node, an operator's change) is what
+/// the next batch deducts from, however the previous batches were planned.
+async fn the_next_batch_sees_what_another_writer_changed(store: &Store, other: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", issued_at);
+    let first = store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    let deducted = |outcomes: Vec<respack_store::UsageOutcome>| (outcomes[0].deducted, outcomes[0].overage);
+
+    let mine = store.record_usage(account.id, &[usage("u-1", "10", t0())], t0()).await.unwrap();
+    assert_eq!(deducted(mine), (dec("10"), dec("0")));
+    let theirs = other.record_usage(account.id, &[usage("u-2", "60", t0())], t0()).await.unwrap();
+    assert_eq!(deducted(theirs), (dec("60"), dec("0")), "the other handle sees the first deduction");
+    let mine = store.record_usage(account.id, &[usage("u-3", "50", t0())], t0()).await.unwrap();
+    assert_eq!(deducted(mine), (dec("30"), dec("20")), "only the 30 the other handle left");
+    assert_eq!(store.pack(None, &first).await.unwrap().lifecycle, Lifecycle::Exhausted);
+
+    // A pack issued elsewhere is deducted from at once; one frozen elsewhere is not.
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", issued_at);
+    let second = other.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    let mine = store.record_usage(account.id, &[usage("u-4", "5", t0())], t0()).await.unwrap();
+    assert_eq!(deducted(mine), (dec("5"), dec("0")));
+    other.set_frozen(None, &second, true, &operator(), t0()).await.unwrap();
+    let mine = store.record_usage(account.id, &[usage("u-5", "5", t0())], t0()).await.unwrap();
+    assert_eq!(deducted(mine), (dec("0"), dec("5")), "frozen by the other handle");
+    // The same handle's own changes count too.
+    store.set_frozen(None, &second, false, &operator(), t0()).await.unwrap();
+    let mine = store.record_usage(account.id, &[usage("u-6", "5", t0())], t0()).await.unwrap();
+    assert_eq!(deducted(mine), (dec("5"), dec("0")));
+    assert_eq!(other.pack(None, &second).await.unwrap().items[0].remaining, dec("90"));
+}
+
+mod the_next_batch_sees_what_another_writer_changed {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let db = crate::harness::sqlite().await;
+        let other = db.second_handle().await;
+        super::the_next_batch_sees_what_another_writer_changed(&db.store, &other).await;
+        other.close().await.unwrap();
+        db.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = crate::harness::postgres().await {
+            let other = db.second_handle().await;
+            super::the_next_batch_sees_what_another_writer_changed(&db.store, &other).await;
+            other.close().await.unwrap();
+            db.finish().await;
+        }
+    }
+}
+
 crate::on_both_backends!(
     a_mixed_batch_deducts_each_account_and_settles_overage_per_day,
     usage_spans_packs_in_expiry_order_then_overflows,
