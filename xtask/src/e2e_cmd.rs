@@ -29,6 +29,13 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("`cargo xtask e2e` takes no arguments (got `{extra}`)");
     }
+    run_browser_test(None)
+}
+
+/// The browser test against `binary` when given (`cargo xtask test` passes the respack-web
+/// its `cargo test` just built, sparing a second build with other features), else against a
+/// fresh `cargo build` of respack-web.
+pub fn run_browser_test(binary: Option<PathBuf>) -> Result<()> {
     if !chromium().exists() {
         bail!(
             "no Chromium at {}: install Debian's (`apt-get install chromium`) or set RESPACK_CHROMIUM",
@@ -48,7 +55,10 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let bundle = site::build(&sh, &site_root, WasmProfile::from_env())?;
-    let binary = build_web(&sh, false)?;
+    let binary = match binary {
+        Some(binary) if binary.is_file() => binary,
+        _ => build_web(&sh, false)?,
+    };
     install_playwright(&sh, &root.join("e2e"))?;
 
     let out = target_dir().join("e2e");

@@ -113,7 +113,9 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
         // The browser suite: slow, so it runs last; `cargo xtask e2e` runs it alone.
         if crate::e2e_cmd::available() {
             println!("xtask: running the browser test (cargo xtask e2e)");
-            crate::e2e_cmd::run(&[])?;
+            // `cargo test` built respack-web's binary for its integration tests just now.
+            let binary = crate::site::target_dir().join("debug").join("respack-web");
+            crate::e2e_cmd::run_browser_test(Some(binary))?;
         } else if in_ci {
             bail!(
                 "CI=true, but the browser test cannot run: it needs Debian's chromium at {}                  (apt-get install chromium) and node/npm",

@@ -20,6 +20,10 @@ pub(crate) const MAX_CACHED_PACKS: usize = 150_000;
 
 /// An (account, subproduct) pair: the unit in which candidates are read and cached.
 pub(crate) type Pair = (i64, String);
+/// The same pairs, borrowed from a batch.
+pub(crate) type PairRefs<'a> = BTreeSet<(i64, &'a str)>;
+/// The packs of each pair.
+pub(crate) type Groups = HashMap<Pair, Vec<Pack>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct CandidateCache {
@@ -31,7 +35,7 @@ struct CacheState {
     /// The write counter of the transaction that last put packs here; `None` when empty.
     stamp: Option<i64>,
     /// The live (inactive or valid), unfrozen packs of each pair, possibly none.
-    groups: HashMap<Pair, Vec<Pack>>,
+    groups: Groups,
     packs: usize,
 }
 
@@ -42,8 +46,8 @@ impl CandidateCache {
     pub(crate) fn take<'a>(
         &self,
         stamp: i64,
-        pairs: &BTreeSet<(i64, &'a str)>,
-    ) -> (HashMap<Pair, Vec<Pack>>, BTreeSet<(i64, &'a str)>) {
+        pairs: &PairRefs<'a>,
+    ) -> (Groups, PairRefs<'a>) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if state.stamp.is_none_or(|last| last.checked_add(1) != Some(stamp)) {
             state.clear();
@@ -68,7 +72,7 @@ impl CandidateCache {
     /// Puts back the packs of a committed transaction whose write counter was `stamp`: they
     /// are what the database now holds. Packs that stopped being live are left out, as a read
     /// would leave them out.
-    pub(crate) fn put(&self, stamp: i64, groups: HashMap<Pair, Vec<Pack>>) {
+    pub(crate) fn put(&self, stamp: i64, groups: Groups) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if state.stamp.is_some_and(|last| last.checked_add(1) != Some(stamp)) {
             state.clear();

@@ -673,7 +673,10 @@ impl Store {
             }
         }
         let stamp = tx.stamp;
-        if let Err(error) = tx.commit().await {
+        // The cache is brought up to date before the writer lock is let go: the next batch
+        // must find it as this commit left it.
+        let (committed, _writer) = tx.commit_keeping_writer().await;
+        if let Err(error) = committed {
             // The commit may have happened all the same; nothing cached can be trusted.
             if let Some(cache) = &self.candidate_cache {
                 cache.forget();

@@ -300,7 +300,8 @@ async fn the_next_batch_sees_what_another_writer_changed(store: &Store, other: &
     let account = account_with(store, "Acme", "0").await;
     let issued_at = t0() - Duration::days(1);
     let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", issued_at);
-    let first = store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    let first =
+        store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
     let deducted = |outcomes: Vec<respack_store::UsageOutcome>| (outcomes[0].deducted, outcomes[0].overage);
 
     let mine = store.record_usage(account.id, &[usage("u-1", "10", t0())], t0()).await.unwrap();
@@ -313,7 +314,8 @@ async fn the_next_batch_sees_what_another_writer_changed(store: &Store, other: &
 
     // A pack issued elsewhere is deducted from at once; one frozen elsewhere is not.
     let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", issued_at);
-    let second = other.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    let second =
+        other.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
     let mine = store.record_usage(account.id, &[usage("u-4", "5", t0())], t0()).await.unwrap();
     assert_eq!(deducted(mine), (dec("5"), dec("0")));
     other.set_frozen(None, &second, true, &operator(), t0()).await.unwrap();
