@@ -43,11 +43,7 @@ impl CandidateCache {
     /// Takes the cached packs of `pairs` out for a transaction whose write counter is
     /// `stamp`; returns them and the pairs that must be read from the database. Everything
     /// cached is dropped when another writer came in between.
-    pub(crate) fn take<'a>(
-        &self,
-        stamp: i64,
-        pairs: &PairRefs<'a>,
-    ) -> (Groups, PairRefs<'a>) {
+    pub(crate) fn take<'a>(&self, stamp: i64, pairs: &PairRefs<'a>) -> (Groups, PairRefs<'a>) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if state.stamp.is_none_or(|last| last.checked_add(1) != Some(stamp)) {
             state.clear();

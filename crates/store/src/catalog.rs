@@ -35,30 +35,37 @@ fn to_subproduct(row: subproducts::Model) -> CatalogSubproduct {
 }
 
 impl Store {
-    /// Every product with its subproducts, in catalog order.
+    /// Every product with its subproducts, in catalog order. Read once per process: only the
+    /// migrations write the catalog, and they run before a store is handed out.
     pub async fn catalog(&self) -> StoreResult<Vec<CatalogProduct>> {
-        let products = products::Entity::find().order_by_asc(products::Column::SortOrder).all(self.read()).await?;
-        let subs = subproducts::Entity::find().order_by_asc(subproducts::Column::SortOrder).all(self.read()).await?;
-        Ok(products
-            .into_iter()
-            .map(|product| CatalogProduct {
-                subproducts: subs
-                    .iter()
-                    .filter(|sub| sub.product_code == product.code)
-                    .cloned()
-                    .map(to_subproduct)
-                    .collect(),
-                code: product.code,
-                name: product.name,
-            })
-            .collect())
+        let catalog = self.catalog.get_or_try_init(|| read_catalog(self)).await?;
+        Ok(catalog.clone())
     }
 
     pub async fn subproduct(&self, code: &str) -> StoreResult<CatalogSubproduct> {
-        subproducts::Entity::find_by_id(code.to_owned())
-            .one(self.read())
+        self.catalog()
             .await?
-            .map(to_subproduct)
+            .into_iter()
+            .flat_map(|product| product.subproducts)
+            .find(|subproduct| subproduct.code == code)
             .ok_or_else(|| StoreError::not_found("subproduct", code))
     }
+}
+
+async fn read_catalog(store: &Store) -> StoreResult<Vec<CatalogProduct>> {
+    let products = products::Entity::find().order_by_asc(products::Column::SortOrder).all(store.read()).await?;
+    let subs = subproducts::Entity::find().order_by_asc(subproducts::Column::SortOrder).all(store.read()).await?;
+    Ok(products
+        .into_iter()
+        .map(|product| CatalogProduct {
+            subproducts: subs
+                .iter()
+                .filter(|sub| sub.product_code == product.code)
+                .cloned()
+                .map(to_subproduct)
+                .collect(),
+            code: product.code,
+            name: product.name,
+        })
+        .collect())
 }

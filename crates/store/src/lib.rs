@@ -64,6 +64,8 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Present on SQLite: the packs the last usage batch left, for the next one.
     candidate_cache: Option<Arc<candidate_cache::CandidateCache>>,
+    /// The catalog, read on first use (see [`Store::catalog`]).
+    catalog: Arc<tokio::sync::OnceCell<Vec<CatalogProduct>>>,
     sealing: SealingKey,
 }
 
@@ -79,7 +81,7 @@ impl Store {
     pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
         let (db, sqlite_writer) = db::connect(url).await?;
         let candidate_cache = sqlite_writer.is_some().then(Arc::default);
-        Ok(Store { db, sqlite_writer, candidate_cache, sealing })
+        Ok(Store { db, sqlite_writer, candidate_cache, catalog: Arc::default(), sealing })
     }
 
     /// Connects as the settings say, creating the data directory and, when no secret key is
