@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use respack_domain::rules::{apply_renewal, charge, quote_auto_renewal};
 use respack_domain::upkeep::{crossed_threshold, due_notice_days, next_upkeep_at};
 use respack_domain::{BillActionType, Lifecycle, LifecycleEvent, Money, Pack, RenewalMethod, RuleViolation};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
@@ -29,13 +29,13 @@ use crate::audit::Actor;
 use crate::bills::write_bill_lines;
 use crate::convert::{millis, money_units, quantity_units};
 use crate::db::placeholder_row;
-use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, packs};
+use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, pack_items, packs};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::Notice;
 use crate::orders::{self, NewOrder, OrderKind};
 use crate::outbox::{enqueue, notice_row};
 use crate::pack_ops::{pack_charge_rows, transition, PackCharge, RenewalReceipt};
-use crate::pack_rows::hydrate;
+use crate::pack_rows::{hydrate, item_row, pack_row, tags_of, to_pack, PACK_ITEM_COLUMNS};
 use crate::{ids, retrying, Store};
 
 /// What one sweep did.
@@ -82,24 +82,58 @@ const CAPACITY_CURSOR: &str = "capacity_alerts";
 /// Deductions one capacity scan transaction reads.
 const CAPACITY_SCAN_BATCH: u64 = 5000;
 
-/// The due packs of a batch, oldest due first, locked for this transaction.
+/// The due packs of a batch with their items and tags, oldest due first (then by ID), locked
+/// for this transaction on PostgreSQL — `FOR UPDATE SKIP LOCKED`, so packs another daemon holds
+/// are left to it. Packs and items come in one joined query decoded by position, since at
+/// hundreds of packs per batch reading them costs more than deciding what to do with them.
 async fn claim_due(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     limit: u64,
     only: Option<&str>,
-) -> StoreResult<Vec<packs::Model>> {
-    let mut select = packs::Entity::find()
-        .filter(packs::Column::NextSweepAt.lte(millis(now)))
-        .order_by_asc(packs::Column::NextSweepAt)
-        .limit(limit);
+) -> StoreResult<Vec<Pack>> {
+    let backend = conn.get_database_backend();
+    let mark = |n: usize| match backend {
+        DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let mut values: Vec<sea_orm::Value> = vec![millis(now).into()];
+    let mut due = format!("next_sweep_at <= {}", mark(1));
     if let Some(id) = only {
-        select = select.filter(packs::Column::Id.eq(id));
+        values.push(id.into());
+        due.push_str(&format!(" AND id = {}", mark(values.len())));
     }
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let limit = mark(values.len());
+    let lock = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    // LEFT JOIN: a pack without items (which the domain never makes) is still swept, never
+    // left due for ever taking a place in every batch.
+    let sql = format!(
+        "SELECT {PACK_ITEM_COLUMNS} FROM packs p LEFT JOIN pack_items i ON i.pack_id = p.id \
+         WHERE p.id IN (SELECT id FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {limit}{lock}) \
+         ORDER BY p.next_sweep_at, p.id, i.position"
+    );
+    let mut claimed: Vec<(packs::Model, Vec<pack_items::Model>)> = Vec::new();
+    for row in conn.query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let pack = pack_row(&row)?;
+        let item = match row.try_get_by_index::<Option<i64>>(25)? {
+            Some(_) => Some(item_row(&row)?),
+            None => None,
+        };
+        match claimed.last_mut() {
+            Some((open, items)) if open.id == pack.id => items.extend(item),
+            _ => claimed.push((pack, item.into_iter().collect())),
+        }
     }
-    Ok(select.all(conn).await?)
+    let ids: Vec<String> = claimed.iter().map(|(pack, _)| pack.id.clone()).collect();
+    let mut tags = tags_of(conn, &ids).await?;
+    claimed
+        .into_iter()
+        .map(|(pack, items)| {
+            let tags = tags.remove(&pack.id).unwrap_or_default();
+            to_pack(pack, &items, &tags)
+        })
+        .collect()
 }
 
 /// One capacity item moved to a later cycle.
@@ -503,11 +537,10 @@ impl Store {
     async fn sweep_batch(&self, now: DateTime<Utc>, limit: u64, only: Option<&str>) -> StoreResult<SweepReport> {
         retrying(|| async {
             let tx = self.write().await?;
-            let rows = claim_due(&*tx, now, limit, only).await?;
-            if rows.is_empty() {
+            let packs = claim_due(&*tx, now, limit, only).await?;
+            if packs.is_empty() {
                 return Ok(SweepReport::default());
             }
-            let packs = hydrate(&*tx, rows).await?;
             let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
             let mut accounts: HashMap<i64, Account> =
                 load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
