@@ -206,12 +206,9 @@ pub(crate) struct LedgerRow<'a> {
     pub note: String,
 }
 
-pub(crate) async fn write_ledger(
-    conn: &impl ConnectionTrait,
-    row: LedgerRow<'_>,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    balance_ledger::ActiveModel {
+/// The row of a balance movement, ready to insert.
+pub(crate) fn ledger_row(row: LedgerRow<'_>, now: DateTime<Utc>) -> StoreResult<balance_ledger::ActiveModel> {
+    Ok(balance_ledger::ActiveModel {
         account_id: Set(row.account_id),
         amount: Set(money_units(row.amount)?),
         balance_after: Set(money_units(row.balance_after)?),
@@ -221,9 +218,100 @@ pub(crate) async fn write_ledger(
         note: Set(row.note),
         created_at: Set(millis(now)),
         ..Default::default()
+    })
+}
+
+pub(crate) async fn write_ledger(
+    conn: &impl ConnectionTrait,
+    row: LedgerRow<'_>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    ledger_row(row, now)?.insert(conn).await?;
+    Ok(())
+}
+
+/// Inserts ledger rows in few statements, in the order given (ledger IDs follow it, so an
+/// account's rows read in ID order show its balance step by step).
+pub(crate) async fn write_ledger_rows(
+    conn: &impl ConnectionTrait,
+    rows: Vec<balance_ledger::ActiveModel>,
+) -> StoreResult<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<balance_ledger::ActiveModel> = rows.by_ref().take(500).collect();
+        balance_ledger::Entity::insert_many(chunk).exec_without_returning(conn).await?;
     }
-    .insert(conn)
-    .await?;
+    Ok(())
+}
+
+/// An account's balance as read (and, on PostgreSQL, locked) for a batch of charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeldBalance {
+    pub balance: Money,
+    pub version: i64,
+}
+
+/// Reads the balances of these accounts for charges decided in memory, locking the rows on
+/// PostgreSQL (in ID order, so two transactions that lock overlapping accounts queue instead of
+/// deadlocking) until the transaction ends. SQLite has one writer, so its read already holds.
+pub(crate) async fn hold_balances(
+    conn: &impl ConnectionTrait,
+    ids: &std::collections::BTreeSet<i64>,
+) -> StoreResult<std::collections::HashMap<i64, HeldBalance>> {
+    let mut held = std::collections::HashMap::with_capacity(ids.len());
+    let ids: Vec<i64> = ids.iter().copied().collect();
+    for chunk in ids.chunks(1000) {
+        let mut query = accounts::Entity::find()
+            .select_only()
+            .column(accounts::Column::Id)
+            .column(accounts::Column::Balance)
+            .column(accounts::Column::Version)
+            .filter(accounts::Column::Id.is_in(chunk.to_vec()))
+            .order_by_asc(accounts::Column::Id);
+        if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            query = query.lock_exclusive();
+        }
+        let rows: Vec<(i64, i64, i64)> = query.into_tuple().all(conn).await?;
+        for (id, balance, version) in rows {
+            held.insert(id, HeldBalance { balance: money(balance), version });
+        }
+    }
+    Ok(held)
+}
+
+/// One account's charges of a batch, added up: `total` comes off the balance read as `seen`.
+pub(crate) struct BalanceDebit {
+    pub account_id: i64,
+    pub seen: HeldBalance,
+    pub total: Money,
+}
+
+/// Takes each account's total in one guarded statement for all of them: an account whose
+/// version moved since it was read fails the whole write with a conflict (the caller's
+/// transaction is retried), so the balances after that the caller recorded stay exact. The
+/// caller has checked each charge against the balance seen ([`charge`]), pack by pack.
+pub(crate) async fn debit_many(conn: &impl ConnectionTrait, debits: &[BalanceDebit]) -> StoreResult<()> {
+    let backend = conn.get_database_backend();
+    for chunk in debits.chunks(500) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for debit in chunk {
+            let start = values.len();
+            values.push(debit.account_id.into());
+            values.push(debit.seen.version.into());
+            values.push(money_units(debit.total)?.into());
+            rows.push(crate::db::placeholder_row(backend, start, values.len() - start));
+        }
+        let sql = format!(
+            "UPDATE accounts SET balance = accounts.balance - v.column3, version = accounts.version + 1 \
+             FROM (VALUES {}) AS v WHERE accounts.id = v.column1 AND accounts.version = v.column2",
+            rows.join(", ")
+        );
+        let updated = conn.execute(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("the balance of an account charged in this batch"));
+        }
+    }
     Ok(())
 }
 

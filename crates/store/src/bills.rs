@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use respack_domain::{BillActionType, Money, PayMode};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::convert::{instant, millis, money, money_units, parse_stored};
 use crate::entity::bill_lines;
@@ -79,12 +79,21 @@ pub(crate) fn bill_month(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone).format("%Y-%m").to_string()
 }
 
-pub(crate) async fn write_bill_line(
+/// The row of a bill line, ready to insert with others through [`write_bill_lines`].
+pub(crate) fn bill_line_row(line: NewBillLine<'_>, now: DateTime<Utc>) -> StoreResult<bill_lines::ActiveModel> {
+    to_active(line, None, now)
+}
+
+/// Inserts bill lines in few statements.
+pub(crate) async fn write_bill_lines(
     conn: &impl ConnectionTrait,
-    line: NewBillLine<'_>,
-    now: DateTime<Utc>,
+    rows: Vec<bill_lines::ActiveModel>,
 ) -> StoreResult<()> {
-    to_active(line, None, now)?.insert(conn).await?;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<bill_lines::ActiveModel> = rows.by_ref().take(500).collect();
+        bill_lines::Entity::insert_many(chunk).exec_without_returning(conn).await?;
+    }
     Ok(())
 }
 

@@ -117,3 +117,15 @@ pub(crate) async fn begin_write<'a>(
     }
     Ok(WriteTx { txn, _writer: guard, stamp })
 }
+
+/// One row of placeholders for a multi-row `VALUES` list: `count` parameters after the first
+/// `start` (`?` on SQLite, `$n` on PostgreSQL), in parentheses.
+pub(crate) fn placeholder_row(backend: DatabaseBackend, start: usize, count: usize) -> String {
+    let marks: Vec<String> = (start..start + count)
+        .map(|n| match backend {
+            DatabaseBackend::Postgres => format!("${}", n + 1),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    format!("({})", marks.join(", "))
+}

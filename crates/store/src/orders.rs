@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use respack_domain::Money;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -83,18 +83,14 @@ fn check_token(token: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Records an order. A concurrent request with the same token makes this fail with a
-/// conflict; the retry then finds the winner's receipt through [`replay`].
-pub(crate) async fn insert<R: Serialize>(
-    conn: &impl ConnectionTrait,
-    order: NewOrder<'_, R>,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
+/// The row of an order, ready to insert (alone with [`insert`] or with others with
+/// [`insert_many`]).
+pub(crate) fn order_row<R: Serialize>(order: NewOrder<'_, R>, now: DateTime<Utc>) -> StoreResult<orders::ActiveModel> {
     if let Some(token) = order.client_token {
         check_token(token)?;
     }
     let receipt = serde_json::json!({"request": order.request, "receipt": order.receipt});
-    let inserted = orders::ActiveModel {
+    Ok(orders::ActiveModel {
         id: Set(order.id.to_owned()),
         account_id: Set(order.account_id),
         kind: Set(order.kind.as_str().to_owned()),
@@ -104,14 +100,36 @@ pub(crate) async fn insert<R: Serialize>(
         periods: Set(order.periods.map(|p| i32::try_from(p).unwrap_or(i32::MAX))),
         receipt: Set(receipt.to_string()),
         created_at: Set(millis(now)),
+    })
+}
+
+/// A unique violation (the same ClientToken, or a random order ID drawn twice) is a conflict:
+/// the operation's retry finds the winner's receipt or draws a new ID.
+fn unique_is_conflict(error: DbErr) -> StoreError {
+    if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        StoreError::conflict("an order with this ClientToken or ID")
+    } else {
+        error.into()
     }
-    .insert(conn)
-    .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(StoreError::conflict("an order with this ClientToken"))
-        }
-        Err(error) => Err(error.into()),
+}
+
+/// Records an order. A concurrent request with the same token makes this fail with a
+/// conflict; the retry then finds the winner's receipt through [`replay`].
+pub(crate) async fn insert<R: Serialize>(
+    conn: &impl ConnectionTrait,
+    order: NewOrder<'_, R>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    order_row(order, now)?.insert(conn).await.map_err(unique_is_conflict)?;
+    Ok(())
+}
+
+/// Records many orders in few statements (the daemon's automatic renewals of a sweep batch).
+pub(crate) async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<orders::ActiveModel>) -> StoreResult<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<orders::ActiveModel> = rows.by_ref().take(500).collect();
+        orders::Entity::insert_many(chunk).exec_without_returning(conn).await.map_err(unique_is_conflict)?;
     }
+    Ok(())
 }

@@ -8,11 +8,13 @@ use respack_domain::rules::{apply_renewal, check_freeze, check_refund, check_ren
 use respack_domain::{
     BillActionType, Lifecycle, LifecycleEvent, Money, Pack, PackSpec, PaymentMode, RenewalMethod, TransitionError,
 };
+use sea_orm::ActiveModelTrait;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{credit, debit, load_account, write_ledger, LedgerRow};
+use crate::accounts::{credit, debit, ledger_row, load_account, LedgerRow};
 use crate::audit::{self, Actor};
-use crate::bills::{write_bill_line, NewBillLine};
+use crate::bills::{bill_line_row, NewBillLine};
+use crate::entity::{balance_ledger, bill_lines};
 use crate::error::{StoreError, StoreResult};
 use crate::orders::{self, NewOrder, OrderKind};
 use crate::pack_rows::{insert_pack, lock_pack, update_pack};
@@ -102,20 +104,44 @@ pub(crate) async fn write_pack_charge(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let rows = pack_charge_rows(charge, actor, now)?;
+    if let Some(ledger) = rows.ledger {
+        ledger.insert(conn).await?;
+    }
+    rows.bill_line.insert(conn).await?;
+    Ok(())
+}
+
+/// The rows a [`PackCharge`] writes.
+pub(crate) struct PackChargeRows {
+    pub ledger: Option<balance_ledger::ActiveModel>,
+    pub bill_line: bill_lines::ActiveModel,
+}
+
+/// The ledger row (when the balance moved) and bill line of a charge, built but not written:
+/// one operation writes them at once, the daemon's sweep with a whole batch's.
+pub(crate) fn pack_charge_rows(
+    charge: PackCharge<'_>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<PackChargeRows> {
     let pack = charge.pack;
     let pack_id = pack.id.as_str();
-    if let Some(balance_after) = charge.balance_after {
-        let row = LedgerRow {
-            account_id: pack.account_id,
-            amount: -charge.paid,
-            balance_after,
-            kind: charge.ledger_kind,
-            order_id: Some(charge.order_id),
-            pack_id: Some(pack_id),
-            note: charge.note,
-        };
-        write_ledger(conn, row, now).await?;
-    }
+    let ledger = charge
+        .balance_after
+        .map(|balance_after| {
+            let row = LedgerRow {
+                account_id: pack.account_id,
+                amount: -charge.paid,
+                balance_after,
+                kind: charge.ledger_kind,
+                order_id: Some(charge.order_id),
+                pack_id: Some(pack_id),
+                note: charge.note,
+            };
+            ledger_row(row, now)
+        })
+        .transpose()?;
     let line = NewBillLine {
         account_id: pack.account_id,
         zone_of_account: charge.zone_of_account,
@@ -135,7 +161,7 @@ pub(crate) async fn write_pack_charge(
         pay_time: now,
         operator: Some(actor.as_str()),
     };
-    write_bill_line(conn, line, now).await
+    Ok(PackChargeRows { ledger, bill_line: bill_line_row(line, now)? })
 }
 
 pub(crate) fn transition(pack: &mut Pack, event: LifecycleEvent) -> Result<(), TransitionError> {

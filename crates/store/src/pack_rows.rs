@@ -64,6 +64,79 @@ pub(crate) fn to_pack(row: packs::Model, items: &[pack_items::Model], tags: &[pa
     })
 }
 
+/// A pack's columns (`p`) then one of its items' (`i`), in the order [`pack_row`] and
+/// [`item_row`] decode them by position (decoding by name costs more than the query itself at
+/// thousands of rows per batch).
+pub(crate) const PACK_ITEM_COLUMNS: &str = "p.id, p.account_id, p.name, p.product_code, p.subproduct_code, p.region, \
+     p.zone, p.lifecycle, p.frozen, p.payment_mode, p.cycle_unit, p.term_unit, p.term_count, p.time_zone, \
+     p.effective_at, p.expires_at, p.package_expired_at, p.purchased_at, p.renewal_method, p.auto_renew_period, \
+     p.unit_price, p.price_paid, p.scope, p.version, p.updated_at, \
+     i.id, i.account_id, i.pack_id, i.position, i.name, i.unit, i.usage_type, i.capacity, i.remaining, \
+     i.cycle_index, i.used, p.next_sweep_at";
+
+/// The pack of a [`PACK_ITEM_COLUMNS`] row.
+pub(crate) fn pack_row(row: &sea_orm::QueryResult) -> Result<packs::Model, sea_orm::DbErr> {
+    Ok(packs::Model {
+        id: row.try_get_by_index(0)?,
+        account_id: row.try_get_by_index(1)?,
+        name: row.try_get_by_index(2)?,
+        product_code: row.try_get_by_index(3)?,
+        subproduct_code: row.try_get_by_index(4)?,
+        region: row.try_get_by_index(5)?,
+        zone: row.try_get_by_index(6)?,
+        lifecycle: row.try_get_by_index(7)?,
+        frozen: row.try_get_by_index(8)?,
+        payment_mode: row.try_get_by_index(9)?,
+        cycle_unit: row.try_get_by_index(10)?,
+        term_unit: row.try_get_by_index(11)?,
+        term_count: row.try_get_by_index(12)?,
+        time_zone: row.try_get_by_index(13)?,
+        effective_at: row.try_get_by_index(14)?,
+        expires_at: row.try_get_by_index(15)?,
+        package_expired_at: row.try_get_by_index(16)?,
+        purchased_at: row.try_get_by_index(17)?,
+        renewal_method: row.try_get_by_index(18)?,
+        auto_renew_period: row.try_get_by_index(19)?,
+        unit_price: row.try_get_by_index(20)?,
+        price_paid: row.try_get_by_index(21)?,
+        scope: row.try_get_by_index(22)?,
+        version: row.try_get_by_index(23)?,
+        updated_at: row.try_get_by_index(24)?,
+        next_sweep_at: row.try_get_by_index(36)?,
+    })
+}
+
+/// The item of a [`PACK_ITEM_COLUMNS`] row.
+pub(crate) fn item_row(row: &sea_orm::QueryResult) -> Result<pack_items::Model, sea_orm::DbErr> {
+    Ok(pack_items::Model {
+        id: row.try_get_by_index(25)?,
+        account_id: row.try_get_by_index(26)?,
+        pack_id: row.try_get_by_index(27)?,
+        position: row.try_get_by_index(28)?,
+        name: row.try_get_by_index(29)?,
+        unit: row.try_get_by_index(30)?,
+        usage_type: row.try_get_by_index(31)?,
+        capacity: row.try_get_by_index(32)?,
+        remaining: row.try_get_by_index(33)?,
+        cycle_index: row.try_get_by_index(34)?,
+        used: row.try_get_by_index(35)?,
+    })
+}
+
+/// The tags of these packs, by pack ID.
+pub(crate) async fn tags_of(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> StoreResult<HashMap<String, Vec<pack_tags::Model>>> {
+    let mut tags_by_pack: HashMap<String, Vec<pack_tags::Model>> = HashMap::new();
+    for chunk in ids.chunks(5000) {
+        for tag in pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(chunk.to_vec())).all(conn).await? {
+            tags_by_pack.entry(tag.pack_id.clone()).or_default().push(tag);
+        }
+    }
+    Ok(tags_by_pack)
+}
+
 /// Loads packs with their items and tags, in the order of `rows`.
 pub(crate) async fn hydrate(conn: &impl ConnectionTrait, rows: Vec<packs::Model>) -> StoreResult<Vec<Pack>> {
     if rows.is_empty() {
@@ -71,7 +144,6 @@ pub(crate) async fn hydrate(conn: &impl ConnectionTrait, rows: Vec<packs::Model>
     }
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let mut items = Vec::with_capacity(ids.len());
-    let mut tags = Vec::new();
     for chunk in ids.chunks(5000) {
         items.extend(
             pack_items::Entity::find()
@@ -80,16 +152,12 @@ pub(crate) async fn hydrate(conn: &impl ConnectionTrait, rows: Vec<packs::Model>
                 .all(conn)
                 .await?,
         );
-        tags.extend(pack_tags::Entity::find().filter(pack_tags::Column::PackId.is_in(chunk.to_vec())).all(conn).await?);
     }
     let mut items_by_pack: HashMap<String, Vec<pack_items::Model>> = HashMap::new();
     for item in items {
         items_by_pack.entry(item.pack_id.clone()).or_default().push(item);
     }
-    let mut tags_by_pack: HashMap<String, Vec<pack_tags::Model>> = HashMap::new();
-    for tag in tags {
-        tags_by_pack.entry(tag.pack_id.clone()).or_default().push(tag);
-    }
+    let mut tags_by_pack = tags_of(conn, &ids).await?;
     rows.into_iter()
         .map(|row| {
             let items = items_by_pack.remove(&row.id).unwrap_or_default();

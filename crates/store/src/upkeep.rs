@@ -4,32 +4,38 @@
 //!
 //! Only due packs are read: `packs.next_sweep_at` holds the next instant anything changes for a
 //! pack (NULL once nothing will), so an idle sweep is one index probe. Due packs are handled in
-//! batches, one transaction per batch, each pack with guarded writes; on PostgreSQL a batch
-//! claims its packs with `FOR UPDATE SKIP LOCKED`, so several daemons split the work and never
-//! handle one pack twice. Every notice carries a dedupe key (pack, kind, threshold, cycle or
-//! expiry): a rerun, a retry or a second daemon never queues a mail twice.
+//! batches, one transaction per batch: the batch is read with a few queries (packs, items,
+//! accounts, and the balances of the accounts that may pay a renewal, locked), every decision
+//! is made in memory with the domain's rules — renewals pack by pack in due order against the
+//! balance the earlier ones left — and everything is written with a few multi-row statements
+//! per batch, each state change guarded on what was read. On PostgreSQL a batch claims its
+//! packs with `FOR UPDATE SKIP LOCKED`, so several daemons split the work and never handle one
+//! pack twice. Every notice carries a dedupe key (pack, kind, threshold, cycle or expiry): a
+//! rerun, a retry or a second daemon never queues a mail twice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use respack_domain::rules::{apply_renewal, quote_auto_renewal};
+use respack_domain::rules::{apply_renewal, charge, quote_auto_renewal};
 use respack_domain::upkeep::{crossed_threshold, due_notice_days, next_upkeep_at};
-use respack_domain::{BillActionType, Lifecycle, LifecycleEvent, Pack, RenewalMethod, RuleViolation};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use respack_domain::{BillActionType, Lifecycle, LifecycleEvent, Money, Pack, RenewalMethod, RuleViolation};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
-use crate::accounts::{debit, load_accounts, Account};
+use crate::accounts::{debit_many, hold_balances, load_accounts, write_ledger_rows, Account, BalanceDebit};
 use crate::audit::Actor;
+use crate::bills::write_bill_lines;
 use crate::convert::{millis, money_units, quantity_units};
-use crate::entity::{audit_log, daemon_cursors, deductions, packs};
+use crate::db::placeholder_row;
+use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, pack_items, packs};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::Notice;
 use crate::orders::{self, NewOrder, OrderKind};
 use crate::outbox::{enqueue, notice_row};
-use crate::pack_ops::{transition, write_pack_charge, PackCharge, RenewalReceipt};
-use crate::pack_rows::hydrate;
+use crate::pack_ops::{pack_charge_rows, transition, PackCharge, RenewalReceipt};
+use crate::pack_rows::{hydrate, item_row, pack_row, tags_of, to_pack, PACK_ITEM_COLUMNS};
 use crate::{ids, retrying, Store};
 
 /// What one sweep did.
@@ -76,24 +82,58 @@ const CAPACITY_CURSOR: &str = "capacity_alerts";
 /// Deductions one capacity scan transaction reads.
 const CAPACITY_SCAN_BATCH: u64 = 5000;
 
-/// The due packs of a batch, oldest due first, locked for this transaction.
+/// The due packs of a batch with their items and tags, oldest due first (then by ID), locked
+/// for this transaction on PostgreSQL — `FOR UPDATE SKIP LOCKED`, so packs another daemon holds
+/// are left to it. Packs and items come in one joined query decoded by position, since at
+/// hundreds of packs per batch reading them costs more than deciding what to do with them.
 async fn claim_due(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     limit: u64,
     only: Option<&str>,
-) -> StoreResult<Vec<packs::Model>> {
-    let mut select = packs::Entity::find()
-        .filter(packs::Column::NextSweepAt.lte(millis(now)))
-        .order_by_asc(packs::Column::NextSweepAt)
-        .limit(limit);
+) -> StoreResult<Vec<Pack>> {
+    let backend = conn.get_database_backend();
+    let mark = |n: usize| match backend {
+        DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let mut values: Vec<sea_orm::Value> = vec![millis(now).into()];
+    let mut due = format!("next_sweep_at <= {}", mark(1));
     if let Some(id) = only {
-        select = select.filter(packs::Column::Id.eq(id));
+        values.push(id.into());
+        due.push_str(&format!(" AND id = {}", mark(values.len())));
     }
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let limit = mark(values.len());
+    let lock = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    // LEFT JOIN: a pack without items (which the domain never makes) is still swept, never
+    // left due for ever taking a place in every batch.
+    let sql = format!(
+        "SELECT {PACK_ITEM_COLUMNS} FROM packs p LEFT JOIN pack_items i ON i.pack_id = p.id \
+         WHERE p.id IN (SELECT id FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {limit}{lock}) \
+         ORDER BY p.next_sweep_at, p.id, i.position"
+    );
+    let mut claimed: Vec<(packs::Model, Vec<pack_items::Model>)> = Vec::new();
+    for row in conn.query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let pack = pack_row(&row)?;
+        let item = match row.try_get_by_index::<Option<i64>>(25)? {
+            Some(_) => Some(item_row(&row)?),
+            None => None,
+        };
+        match claimed.last_mut() {
+            Some((open, items)) if open.id == pack.id => items.extend(item),
+            _ => claimed.push((pack, item.into_iter().collect())),
+        }
     }
-    Ok(select.all(conn).await?)
+    let ids: Vec<String> = claimed.iter().map(|(pack, _)| pack.id.clone()).collect();
+    let mut tags = tags_of(conn, &ids).await?;
+    claimed
+        .into_iter()
+        .map(|(pack, items)| {
+            let tags = tags.remove(&pack.id).unwrap_or_default();
+            to_pack(pack, &items, &tags)
+        })
+        .collect()
 }
 
 /// One capacity item moved to a later cycle.
@@ -105,8 +145,7 @@ struct ItemRoll {
     cycle: i64,
 }
 
-/// The decisions for one pack, worked out in memory (renewal charges are written as they
-/// happen, since each needs the balance after the previous one).
+/// The decisions for one pack, worked out in memory.
 struct PackUpkeep {
     after: Pack,
     rolls: Vec<ItemRoll>,
@@ -114,10 +153,24 @@ struct PackUpkeep {
     notices: Vec<(Notice, String)>,
 }
 
-async fn renew_automatically(
-    conn: &impl ConnectionTrait,
+/// The money side of a batch's automatic renewals, decided in memory and written together:
+/// each renewal's order, ledger row and bill line, and each account's total.
+#[derive(Default)]
+struct BatchCharges {
+    orders: Vec<crate::entity::orders::ActiveModel>,
+    ledger: Vec<balance_ledger::ActiveModel>,
+    bill_lines: Vec<bill_lines::ActiveModel>,
+    /// Per account: what the batch takes off its balance.
+    totals: BTreeMap<i64, Money>,
+}
+
+/// Renews `work.after` term after term while the balance (in memory, as this batch has left
+/// it) covers the next term; returns the failure notice when it stops for want of money or
+/// because the pack is frozen.
+fn renew_automatically(
     account: &mut Account,
     work: &mut PackUpkeep,
+    charges: &mut BatchCharges,
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> StoreResult<Option<Notice>> {
@@ -134,11 +187,14 @@ async fn renew_automatically(
             // Not renewable at all (e.g. total decrement): it simply expires.
             Err(_) => return Ok(None),
         };
-        if !account.allow_arrears && account.balance < quote.price {
+        // Packs are decided in due order against the balance the earlier ones left, so an
+        // account that cannot pay for all its due renewals pays for the earliest it can.
+        let Ok(balance_after) = charge(account.balance, quote.price, account.allow_arrears) else {
             return Ok(Some(Notice::RenewalFailed { balance: account.balance, price: quote.price, frozen: false }));
-        }
-        let balance_after = debit(conn, account.id, quote.price).await?;
+        };
         account.balance = balance_after;
+        let total = charges.totals.entry(account.id).or_insert(Money::ZERO);
+        *total = *total + quote.price;
         let order_id = ids::order_id(now);
         let old_expires_at = pack.expires_at;
         apply_renewal(pack, &quote);
@@ -153,8 +209,7 @@ async fn renew_automatically(
             expires_at: pack.expires_at,
         };
         let request = serde_json::json!({"auto_renewal": pack_id, "expires_at": old_expires_at});
-        orders::insert(
-            conn,
+        charges.orders.push(orders::order_row(
             NewOrder {
                 id: &order_id,
                 account_id: account.id,
@@ -167,8 +222,7 @@ async fn renew_automatically(
                 receipt: &receipt,
             },
             now,
-        )
-        .await?;
+        )?);
         let charge = PackCharge {
             pack,
             zone_of_account: account.time_zone,
@@ -181,7 +235,9 @@ async fn renew_automatically(
             fee_end_at: pack.expires_at,
             note: format!("Automatic renewal of {} for {} {}", pack.name, quote.periods, quote.unit.as_str()),
         };
-        write_pack_charge(conn, charge, &daemon(), now).await?;
+        let rows = pack_charge_rows(charge, &daemon(), now)?;
+        charges.ledger.extend(rows.ledger);
+        charges.bill_lines.push(rows.bill_line);
         work.audits.push((
             "pack.auto_renew",
             serde_json::json!({"order_id": order_id, "periods": quote.periods, "price": quote.price,
@@ -202,11 +258,12 @@ async fn renew_automatically(
     Ok(None)
 }
 
-/// Works out and applies what time has done to one pack up to `now`.
-async fn upkeep_pack(
-    conn: &impl ConnectionTrait,
+/// Works out what time has done to one pack up to `now`, in memory: the pack as it should be
+/// stored, its item rolls, audit rows and notices, and (into `charges`) its renewals.
+fn upkeep_pack(
     account: &mut Account,
     before: &Pack,
+    charges: &mut BatchCharges,
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> StoreResult<PackUpkeep> {
@@ -215,7 +272,7 @@ async fn upkeep_pack(
 
     if !work.after.lifecycle.is_final() && work.after.expires_at <= now {
         let failure = if work.after.renewal == RenewalMethod::Auto {
-            renew_automatically(conn, account, &mut work, now, report).await?
+            renew_automatically(account, &mut work, charges, now, report)?
         } else {
             None
         };
@@ -307,17 +364,6 @@ async fn upkeep_pack(
     Ok(work)
 }
 
-/// `?` for SQLite, `$n` for PostgreSQL: `count` placeholders after `start` of them.
-fn marks(backend: DatabaseBackend, start: usize, count: usize) -> String {
-    let marks: Vec<String> = (start..start + count)
-        .map(|n| match backend {
-            DatabaseBackend::Postgres => format!("${}", n + 1),
-            _ => "?".to_owned(),
-        })
-        .collect();
-    format!("({})", marks.join(", "))
-}
-
 /// Rows per batched `UPDATE … FROM (VALUES …)`.
 const VALUES_CHUNK: usize = 500;
 
@@ -353,7 +399,7 @@ async fn write_swept(
             values.push(if changed { before.version + 1 } else { before.version }.into());
             values.push(if changed { millis(now) } else { -1 }.into());
             values.push(next.map_or(-1, millis).into());
-            rows.push(marks(backend, start, values.len() - start));
+            rows.push(placeholder_row(backend, start, values.len() - start));
         }
         let sql = format!(
             "UPDATE packs SET lifecycle = v.column5, term_count = v.column6, expires_at = v.column7, \
@@ -388,7 +434,7 @@ async fn write_rolls(conn: &impl ConnectionTrait, rolls: &[(&Pack, &ItemRoll)]) 
             values.push(roll.seen_cycle.into());
             values.push(roll.remaining.into());
             values.push(roll.cycle.into());
-            rows.push(marks(backend, start, values.len() - start));
+            rows.push(placeholder_row(backend, start, values.len() - start));
         }
         let sql = format!(
             "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7 FROM (VALUES {}) AS v \
@@ -491,15 +537,33 @@ impl Store {
     async fn sweep_batch(&self, now: DateTime<Utc>, limit: u64, only: Option<&str>) -> StoreResult<SweepReport> {
         retrying(|| async {
             let tx = self.write().await?;
-            let rows = claim_due(&*tx, now, limit, only).await?;
-            if rows.is_empty() {
+            let packs = claim_due(&*tx, now, limit, only).await?;
+            if packs.is_empty() {
                 return Ok(SweepReport::default());
             }
-            let packs = hydrate(&*tx, rows).await?;
             let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
             let mut accounts: HashMap<i64, Account> =
                 load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
+            // The accounts that may pay for a renewal in this batch: their balances are read
+            // again, locked, so the charges decided below against them stay true until commit.
+            let paying: BTreeSet<i64> = packs
+                .iter()
+                .filter(|pack| {
+                    pack.renewal == RenewalMethod::Auto && !pack.lifecycle.is_final() && pack.expires_at <= now
+                })
+                .map(|pack| pack.account_id)
+                .collect();
+            let held = hold_balances(&*tx, &paying).await?;
+            for (id, seen) in &held {
+                if let Some(account) = accounts.get_mut(id) {
+                    account.balance = seen.balance;
+                }
+            }
+
+            // Everything is decided in memory, pack by pack in due order (each renewal against
+            // the balance the earlier ones left), then written with a few statements per batch.
             let mut report = SweepReport { packs: packs.len() as u64, ..SweepReport::default() };
+            let mut charges = BatchCharges::default();
             let mut works = Vec::with_capacity(packs.len());
             let mut audits = Vec::new();
             let mut mails = Vec::new();
@@ -507,7 +571,7 @@ impl Store {
                 let account = accounts
                     .get_mut(&before.account_id)
                     .ok_or_else(|| StoreError::Corrupt(format!("pack {} has no account", before.id)))?;
-                let work = upkeep_pack(&*tx, account, before, now, &mut report).await?;
+                let work = upkeep_pack(account, before, &mut charges, now, &mut report)?;
                 for (action, detail) in &work.audits {
                     audits.push(audit_row(before, action, detail.clone(), now));
                 }
@@ -517,6 +581,21 @@ impl Store {
                 let next = next_upkeep_at(&work.after, now);
                 works.push((before, work, next));
             }
+
+            let debits = charges
+                .totals
+                .iter()
+                .map(|(&account_id, &total)| {
+                    let seen = held.get(&account_id).copied().ok_or_else(|| {
+                        StoreError::Corrupt(format!("account {account_id} was charged without its balance held"))
+                    })?;
+                    Ok(BalanceDebit { account_id, seen, total })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            debit_many(&*tx, &debits).await?;
+            orders::insert_many(&*tx, charges.orders).await?;
+            write_ledger_rows(&*tx, charges.ledger).await?;
+            write_bill_lines(&*tx, charges.bill_lines).await?;
             let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
                 works.iter().map(|(before, work, next)| (*before, &work.after, *next)).collect();
             write_swept(&*tx, &swept, now).await?;

@@ -24,7 +24,7 @@ use crate::catalog::CatalogSubproduct;
 use crate::convert::{instant, millis, money, money_units, quantity, quantity_units};
 use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
 use crate::error::{StoreError, StoreResult};
-use crate::pack_rows::{to_pack, update_pack};
+use crate::pack_rows::{item_row, pack_row, to_pack, update_pack, PACK_ITEM_COLUMNS};
 use crate::packs::{Page, MAX_PAGE};
 use crate::{retrying, Store};
 
@@ -170,60 +170,6 @@ fn check_usage<'a>(
     Ok(checked)
 }
 
-/// The columns [`candidates`] reads, in the order [`candidate_row`] decodes them by position
-/// (decoding by name costs more than the query itself at thousands of rows per batch).
-const CANDIDATE_COLUMNS: &str = "p.id, p.account_id, p.name, p.product_code, p.subproduct_code, p.region, p.zone, \
-     p.lifecycle, p.frozen, p.payment_mode, p.cycle_unit, p.term_unit, p.term_count, p.time_zone, p.effective_at, \
-     p.expires_at, p.package_expired_at, p.purchased_at, p.renewal_method, p.auto_renew_period, p.unit_price, \
-     p.price_paid, p.scope, p.version, p.updated_at, \
-     i.id, i.account_id, i.pack_id, i.position, i.name, i.unit, i.usage_type, i.capacity, i.remaining, \
-     i.cycle_index, i.used, p.next_sweep_at";
-
-fn candidate_row(row: &sea_orm::QueryResult) -> Result<(packs::Model, pack_items::Model), sea_orm::DbErr> {
-    let pack = packs::Model {
-        id: row.try_get_by_index(0)?,
-        account_id: row.try_get_by_index(1)?,
-        name: row.try_get_by_index(2)?,
-        product_code: row.try_get_by_index(3)?,
-        subproduct_code: row.try_get_by_index(4)?,
-        region: row.try_get_by_index(5)?,
-        zone: row.try_get_by_index(6)?,
-        lifecycle: row.try_get_by_index(7)?,
-        frozen: row.try_get_by_index(8)?,
-        payment_mode: row.try_get_by_index(9)?,
-        cycle_unit: row.try_get_by_index(10)?,
-        term_unit: row.try_get_by_index(11)?,
-        term_count: row.try_get_by_index(12)?,
-        time_zone: row.try_get_by_index(13)?,
-        effective_at: row.try_get_by_index(14)?,
-        expires_at: row.try_get_by_index(15)?,
-        package_expired_at: row.try_get_by_index(16)?,
-        purchased_at: row.try_get_by_index(17)?,
-        renewal_method: row.try_get_by_index(18)?,
-        auto_renew_period: row.try_get_by_index(19)?,
-        unit_price: row.try_get_by_index(20)?,
-        price_paid: row.try_get_by_index(21)?,
-        scope: row.try_get_by_index(22)?,
-        version: row.try_get_by_index(23)?,
-        updated_at: row.try_get_by_index(24)?,
-        next_sweep_at: row.try_get_by_index(36)?,
-    };
-    let item = pack_items::Model {
-        id: row.try_get_by_index(25)?,
-        account_id: row.try_get_by_index(26)?,
-        pack_id: row.try_get_by_index(27)?,
-        position: row.try_get_by_index(28)?,
-        name: row.try_get_by_index(29)?,
-        unit: row.try_get_by_index(30)?,
-        usage_type: row.try_get_by_index(31)?,
-        capacity: row.try_get_by_index(32)?,
-        remaining: row.try_get_by_index(33)?,
-        cycle_index: row.try_get_by_index(34)?,
-        used: row.try_get_by_index(35)?,
-    };
-    Ok((pack, item))
-}
-
 /// The live packs of exactly the (account, subproduct) pairs in the batch, with their items;
 /// the domain's `candidate_item` then applies the time window and scope. On PostgreSQL they
 /// are locked in ID order, so concurrent batches queue on shared packs and never deadlock on
@@ -255,7 +201,7 @@ async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) 
     };
     let sql = match backend {
         DatabaseBackend::Postgres => format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM packs p \
+            "SELECT {PACK_ITEM_COLUMNS} FROM packs p \
              JOIN (VALUES {}) AS w (account_id, subproduct_code) \
                ON p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
              JOIN pack_items i ON i.pack_id = p.id \
@@ -265,7 +211,7 @@ async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) 
         ),
         _ => format!(
             "WITH w (account_id, subproduct_code) AS (VALUES {}) \
-             SELECT {CANDIDATE_COLUMNS} FROM w \
+             SELECT {PACK_ITEM_COLUMNS} FROM w \
              CROSS JOIN packs p INDEXED BY ix_packs_account_subproduct \
              JOIN pack_items i ON i.pack_id = p.id \
              WHERE p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
@@ -277,7 +223,7 @@ async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) 
     let mut packs: Vec<Pack> = Vec::new();
     let mut current: Option<(packs::Model, Vec<pack_items::Model>)> = None;
     for row in conn.query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
-        let (pack, item) = candidate_row(&row)?;
+        let (pack, item) = (pack_row(&row)?, item_row(&row)?);
         match &mut current {
             Some((open, items)) if open.id == pack.id => items.push(item),
             _ => {

@@ -311,6 +311,164 @@ async fn concurrent_sweeps_never_renew_or_mail_twice(store: &Store) {
     }
 }
 
+/// Issues a monthly auto-renewing pack effective at `effective` whose renewal costs
+/// 10 × `period`, and sweeps once so its next sweep instant follows its own calendar.
+async fn auto_pack(store: &Store, account: i64, effective: &str, period: u32) -> String {
+    let mut spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "100", at(effective));
+    spec.renewal = RenewalMethod::Auto;
+    spec.auto_renew_period = Some(period);
+    issue(store, account, spec, at("2026-02-10T12:00:00Z")).await
+}
+
+/// Each ledger row's balance after is the previous one's plus its amount, in ID order, and the
+/// last is the balance: no charge was decided on a balance that had moved.
+async fn assert_ledger_chain(store: &Store, account: i64) -> Vec<respack_store::LedgerEntry> {
+    let mut ledger = store.ledger(account, 1000).await.unwrap();
+    ledger.reverse();
+    let mut balance = respack_domain::Money::ZERO;
+    for row in &ledger {
+        balance = balance + row.amount;
+        assert_eq!(row.balance_after, balance, "ledger row {} of account {account}", row.id);
+    }
+    assert_eq!(store.account(account).await.unwrap().balance, balance, "balance == last balance after");
+    ledger
+}
+
+async fn one_batch_charges_each_account_pack_by_pack_in_due_order(store: &Store) {
+    let payer = alerted_account(store, "Payer", "25", "en").await;
+    let broke = alerted_account(store, "Broke", "5", "en").await;
+    // Due order (expiry): a 08:00, manual 08:15, d 08:30, b 09:00, c 10:00 on Mar 10.
+    let a = auto_pack(store, payer.id, "2026-02-10T08:00:00Z", 1).await;
+    let mut manual_spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "100", at("2026-02-10T08:15:00Z"));
+    manual_spec.name = "Manual".into();
+    let manual = issue(store, payer.id, manual_spec, at("2026-02-10T12:00:00Z")).await;
+    let d = auto_pack(store, broke.id, "2026-02-10T08:30:00Z", 1).await;
+    let b = auto_pack(store, payer.id, "2026-02-10T09:00:00Z", 2).await;
+    let c = auto_pack(store, payer.id, "2026-02-10T10:00:00Z", 1).await;
+    store.sweep_packs(at("2026-02-10T12:00:00Z"), 100).await.unwrap();
+
+    // All five in one transaction. The payer's 25 pays a (10), then cannot pay b (20 > 15),
+    // then still pays c (10 <= 15): each renewal is decided against what the earlier ones left.
+    let report = store.sweep_packs(at("2026-03-10T11:00:00Z"), 100).await.unwrap();
+    assert_eq!(
+        (report.packs, report.renewed, report.renewal_failed, report.expired, report.mails),
+        (5, 2, 2, 3, 5),
+        "{report:?}"
+    );
+    let state = |id: String| async move {
+        let pack = store.pack(None, &id).await.unwrap();
+        (pack.lifecycle, pack.term.count)
+    };
+    assert_eq!(state(a.clone()).await, (Lifecycle::Valid, 2));
+    assert_eq!(state(c.clone()).await, (Lifecycle::Valid, 2));
+    assert_eq!(state(b.clone()).await, (Lifecycle::Expired, 1));
+    assert_eq!(state(d.clone()).await, (Lifecycle::Expired, 1));
+    assert_eq!(state(manual.clone()).await, (Lifecycle::Expired, 1));
+
+    let ledger = assert_ledger_chain(store, payer.id).await;
+    let renewals: Vec<_> = ledger.iter().filter(|row| row.kind == "renewal").collect();
+    assert_eq!(renewals.len(), 2);
+    assert_eq!(
+        renewals.iter().map(|row| (row.pack_id.clone().unwrap(), row.amount, row.balance_after)).collect::<Vec<_>>(),
+        [(a.clone(), money("-10"), money("15")), (c.clone(), money("-10"), money("5"))]
+    );
+    assert_eq!(store.account(payer.id).await.unwrap().balance, money("5"));
+    assert_eq!(assert_ledger_chain(store, broke.id).await.len(), 1, "only the broke account's top-up");
+    assert_eq!(store.account(broke.id).await.unwrap().balance, money("5"));
+
+    let lines = store.bill_lines(payer.id, "2026-03").await.unwrap();
+    let renewed: Vec<_> = lines
+        .iter()
+        .filter(|line| line.action_type == respack_domain::BillActionType::SubscriptionRenewal)
+        .map(|line| (line.resource_id.clone(), line.total_cost, line.order_id.clone()))
+        .collect();
+    assert_eq!(renewed.len(), 2);
+    assert_eq!((renewed[0].0.as_str(), renewed[0].1), (a.as_str(), money("10")));
+    assert_eq!((renewed[1].0.as_str(), renewed[1].1), (c.as_str(), money("10")));
+    // The bill line, the ledger row and the receipt carry the same order.
+    assert_eq!(renewed[0].2, renewals[0].order_id);
+    assert_eq!(renewed[1].2, renewals[1].order_id);
+
+    let rows = mails(store).await;
+    let mut by_kind: Vec<(String, String)> =
+        rows.iter().map(|mail| (mail.kind.clone(), mail.subject.clone())).collect();
+    by_kind.sort();
+    assert_eq!(
+        by_kind.iter().map(|(kind, _)| kind.as_str()).collect::<Vec<_>>(),
+        ["expired", "renewal_failed", "renewal_failed", "renewal_receipt", "renewal_receipt"]
+    );
+    assert!(by_kind.iter().filter(|(kind, _)| kind == "renewal_failed").all(|(_, subject)| {
+        (subject.contains(&b) || subject.contains(&d)) && subject.ends_with("insufficient balance")
+    }));
+    let audits = audit_actions(store, payer.id, "pack.auto_renew").await;
+    assert_eq!(audits.len(), 2);
+
+    let again = store.sweep_packs(at("2026-03-10T11:00:00Z"), 100).await.unwrap();
+    assert_eq!((again.packs, again.renewed, again.mails), (0, 0, 0), "a rerun finds nothing to do");
+    assert_eq!(store.account(payer.id).await.unwrap().balance, money("5"));
+}
+
+async fn renewal_charges_stay_exact_while_top_ups_move_the_balance(store: &Store) {
+    let account = alerted_account(store, "Acme", "150", "en").await;
+    let other = alerted_account(store, "Globex", "1000", "en").await;
+    let mut ids = Vec::new();
+    for minute in 0..24 {
+        ids.push(auto_pack(store, account.id, &format!("2026-02-10T08:{minute:02}:00Z"), 1).await);
+        ids.push(auto_pack(store, other.id, &format!("2026-02-10T08:{minute:02}:30Z"), 1).await);
+    }
+    store.sweep_packs(at("2026-02-10T12:00:00Z"), 100).await.unwrap();
+
+    let now = at("2026-03-10T09:00:00Z");
+    let sweeps: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.sweep_packs(now, 5).await.unwrap() })
+        })
+        .collect();
+    let top_ups = {
+        let store = store.clone();
+        let account = account.id;
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                store.top_up(account, money("10"), None, &operator(), now).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut total = respack_store::SweepReport::default();
+    for sweep in sweeps {
+        total += sweep.await.unwrap();
+    }
+    top_ups.await.unwrap();
+
+    // Whatever the interleaving: every pack renewed once or failed once, nothing twice, and
+    // every ledger row's balance after follows from the one before.
+    assert_eq!(total.packs, 48);
+    assert_eq!(total.renewed + total.renewal_failed, 48, "{total:?}");
+    let ledger = assert_ledger_chain(store, account.id).await;
+    let charged = ledger.iter().filter(|row| row.kind == "renewal").count() as u64;
+    let other_ledger = assert_ledger_chain(store, other.id).await;
+    let other_charged = other_ledger.iter().filter(|row| row.kind == "renewal").count() as u64;
+    assert_eq!(other_charged, 24, "the other account pays for all of its own");
+    assert_eq!(charged + other_charged, total.renewed);
+    assert!(charged >= 15, "at least the first 150 paid for 15 renewals, got {charged}");
+    assert!(store.account(account.id).await.unwrap().balance >= respack_domain::Money::ZERO);
+    let receipts = mails(store).await.into_iter().filter(|mail| mail.kind == "renewal_receipt").count() as u64;
+    assert_eq!(receipts, total.renewed);
+    let mut renewed_packs = 0;
+    for id in &ids {
+        let pack = store.pack(None, id).await.unwrap();
+        match pack.lifecycle {
+            Lifecycle::Valid => {
+                assert_eq!(pack.term.count, 2, "{id} renewed once");
+                renewed_packs += 1;
+            }
+            lifecycle => assert_eq!((lifecycle, pack.term.count), (Lifecycle::Expired, 1), "{id}"),
+        }
+    }
+    assert_eq!(renewed_packs, total.renewed);
+}
+
 crate::on_both_backends!(
     activation_month_end_rolls_and_downtime_are_recorded_once,
     auto_renewal_charges_once_then_fails_when_the_balance_runs_out,
@@ -320,4 +478,6 @@ crate::on_both_backends!(
     outbox_claims_lease_retry_and_dead,
     notices_without_recipients_are_kept_as_dead,
     concurrent_sweeps_never_renew_or_mail_twice,
+    one_batch_charges_each_account_pack_by_pack_in_due_order,
+    renewal_charges_stay_exact_while_top_ups_move_the_balance,
 );
