@@ -65,8 +65,10 @@ pub(crate) async fn connect(url: &str) -> StoreResult<(DatabaseConnection, Optio
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // 64 MiB of page cache per connection: the usage path reads many packs per batch.
-                .pragma("cache_size", "-65536")
+                // 16 MiB of page cache per connection (of up to 8): enough for the hot indexes,
+                // while the usage path keeps the packs it needs in its own cache, and a
+                // process's memory stays bounded (respackd's budget is 100 MB).
+                .pragma("cache_size", "-16384")
                 .pragma("temp_store", "memory")
                 // Checkpoint the WAL every ~40 MiB instead of every 4 MiB: a usage batch
                 // touches index pages all over the file, and a page written by many batches
