@@ -127,8 +127,6 @@ async fn the_bills_page_and_describe_bill_resource_summary_give_the_same_figures
     let refunded = store.issue_pack(account.id, spec, Charge::Balance, None, &operator(), day_before).await.unwrap();
     store.refund(None, &refunded.pack_id, None, &operator(), day_before + Duration::hours(3)).await.unwrap();
     let mut spec = transcoding_pack("10");
-    spec.product = "p_mps".into();
-    spec.subproduct = "sp_mps_general_transcoding".into();
     spec.effective_at = day_before;
     store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), day_before).await.unwrap();
     let usage = json!([{
