@@ -189,13 +189,51 @@ try {
     await shot(page, '10-account');
   });
 
+  await step('the customer creates an API key, sees its secret once, and the key is listed', async () => {
+    await page.goto(`${BASE}/account`);
+    await hydrated(page);
+    const form = page.getByTestId('key-form');
+    await form.locator('input[name=note]').fill('e2e metering key');
+    await form.locator('button[type=submit]').click();
+    await page.getByTestId('secret-key').waitFor();
+    const secretId = (await page.getByTestId('secret-id').textContent()).trim();
+    const secretKey = (await page.getByTestId('secret-key').textContent()).trim();
+    assert.match(secretId, /^AKID/, `a SecretId: ${secretId}`);
+    assert.ok(secretKey.length >= 32, `a SecretKey: ${secretKey}`);
+    const keys = page.getByTestId('api-keys');
+    await keys.locator('tr', { hasText: secretId }).waitFor();
+    assert.match(await keys.locator('tr', { hasText: secretId }).textContent(), /e2e metering key/);
+    await shot(page, '11-api-key-created');
+    await page.reload();
+    await hydrated(page);
+    await page.getByTestId('api-keys').locator('tr', { hasText: secretId }).waitFor();
+    assert.equal(await page.getByTestId('secret-key').count(), 0, 'the secret is shown only once');
+    assert.ok(!(await page.content()).includes(secretKey), 'the secret is nowhere on the page after a reload');
+  });
+
+  await step('the customer saves alert settings and sees them after a reload', async () => {
+    const form = page.getByTestId('alert-form');
+    await form.locator('input[name=recipients]').fill('billing@acme.example, e2e-alerts@acme.example');
+    await form.locator('input[name=thresholds]').fill('15, 30');
+    await form.locator('select[name=language]').selectOption('zh-CN');
+    await form.locator('button[type=submit]').click();
+    await page.getByTestId('alerts-saved').waitFor();
+    await page.reload();
+    await hydrated(page);
+    const saved = page.getByTestId('alert-form');
+    assert.equal(await saved.locator('input[name=recipients]').inputValue(), 'billing@acme.example, e2e-alerts@acme.example');
+    assert.equal(await saved.locator('input[name=thresholds]').inputValue(), '30, 15', 'highest first');
+    assert.equal(await saved.locator('select[name=language]').inputValue(), 'zh-CN');
+    await shot(page, '12-alert-settings');
+  });
+
   await step('the language switches to Simplified Chinese and back', async () => {
     await page.goto(`${BASE}/packs`);
     await hydrated(page);
     await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: '中文' }).click()]);
     await page.getByRole('heading', { name: '资源包' }).waitFor();
     await hydrated(page);
-    await shot(page, '11-zh-CN');
+    await shot(page, '13-zh-CN');
     await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'English' }).click()]);
     await page.getByRole('heading', { name: 'Resource Packages' }).waitFor();
   });
@@ -204,14 +242,36 @@ try {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.reload();
     await hydrated(page);
-    await shot(page, '12-phone');
+    await shot(page, '14-phone');
     await page.setViewportSize({ width: 1440, height: 900 });
     await signOut(page);
   });
 
+  let newUin;
+  await step('the operator creates an account with its first user', async () => {
+    await signIn(page, 'operator@respack.local', 'operator-demo');
+    await page.goto(`${BASE}/operator`);
+    await hydrated(page);
+    const form = page.getByTestId('create-account-form');
+    await form.locator('input[name=name]').fill('E2E Newco');
+    await form.locator('input[name=time_zone]').fill('Europe/Berlin');
+    await form.locator('input[name=email]').fill('owner@newco.example');
+    await form.locator('input[name=password]').fill('newco-password-1');
+    await form.locator('button[type=submit]').click();
+    const result = page.getByTestId('op-result');
+    await result.waitFor();
+    const text = await result.textContent();
+    assert.match(text, /Created account E2E Newco/);
+    newUin = text.match(/\((\d+)\)/)[1];
+    const row = page.getByTestId('accounts').locator('tr', { hasText: 'E2E Newco' });
+    await row.waitFor();
+    assert.match(await row.textContent(), new RegExp(newUin));
+    assert.match(await row.textContent(), /Europe\/Berlin/);
+    await shot(page, '15-operator-account-created');
+  });
+
   let issuedId;
   await step('the operator issues a pack from the catalog', async () => {
-    await signIn(page, 'operator@respack.local', 'operator-demo');
     await page.goto(`${BASE}/operator`);
     await hydrated(page);
     const form = page.getByTestId('issue-form');
@@ -227,7 +287,7 @@ try {
     const text = await result.textContent();
     assert.match(text, /Issued rp-/);
     issuedId = text.match(/rp-[0-9a-z]+/)[0];
-    await shot(page, '13-operator-issued');
+    await shot(page, '16-operator-issued');
   });
 
   await step('the operator refunds it within 5 days', async () => {
@@ -236,7 +296,7 @@ try {
     await page.locator(`tr[data-pack="${issuedId}"] a[data-op="refund"]`).click();
     await page.getByRole('dialog').waitFor();
     await page.getByTestId('quote-price').waitFor();
-    await shot(page, '14-refund-dialog');
+    await shot(page, '17-refund-dialog');
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await page.getByTestId('op-result').waitFor();
     assert.match(await page.getByTestId('op-result').textContent(), /Refunded/);
@@ -244,10 +304,33 @@ try {
     await hydrated(page);
     await page.getByTestId('audit').waitFor();
     assert.match(await page.getByTestId('audit').textContent(), /refund/);
-    await shot(page, '15-audit');
-    await page.goto(`${BASE}/operator/outbox`);
+    await shot(page, '18-audit');
+  });
+
+  await step('the operator retries a dead email and it is queued again', async () => {
+    await page.goto(`${BASE}/operator/outbox?status=dead`);
     await hydrated(page);
-    await shot(page, '16-outbox');
+    const dead = page.getByTestId('outbox').locator('tr[data-message]').first();
+    await dead.waitFor();
+    const id = await dead.getAttribute('data-message');
+    assert.equal((await dead.getByTestId('outbox-status').textContent()).trim(), 'dead');
+    assert.match(await dead.textContent(), /mailbox unavailable/);
+    await shot(page, '19-outbox-dead');
+    await dead.getByRole('button', { name: 'Retry' }).click();
+    await page.getByTestId('retry-result').filter({ hasText: `Message ${id} is queued again` }).waitFor();
+    await page.goto(`${BASE}/operator/outbox?status=queued`);
+    await hydrated(page);
+    const queued = page.locator(`[data-testid=outbox] tr[data-message="${id}"]`);
+    await queued.waitFor();
+    assert.equal((await queued.getByTestId('outbox-status').textContent()).trim(), 'queued');
+    await shot(page, '20-outbox-retried');
+  });
+
+  await step('the new account\'s user signs in', async () => {
+    await signOut(page);
+    await signIn(page, 'owner@newco.example', 'newco-password-1');
+    assert.match(await page.locator('header .who').textContent(), /E2E Newco/);
+    await shot(page, '21-new-account-packs');
   });
 
   const unexpected = consoleErrors.filter((text) => !/favicon/.test(text));

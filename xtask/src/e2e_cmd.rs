@@ -1,11 +1,12 @@
 //! `cargo xtask e2e`: the browser test. Builds the site and respack-web, seeds a fresh SQLite
 //! database under `target/e2e/`, starts respack-web on a free loopback port and runs
 //! `e2e/console.spec.mjs` (playwright-core driving Debian's headless Chromium; no browser is
-//! downloaded). Screenshots of each page land in `target/e2e/`.
+//! downloaded). Screenshots of each page land in `target/e2e/`. Besides the demo data the fixture
+//! holds a pack on its last day and one dead email (for the operator's Retry).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use xshell::Shell;
 
 use crate::serve::{build_web, free_port, seed, settings_for, Server};
@@ -70,6 +71,7 @@ pub fn run_browser_test(binary: Option<PathBuf>) -> Result<()> {
     let settings = settings_for(&data_dir)?;
     seed(&settings)?;
     add_last_day_pack(&settings)?;
+    add_dead_email(&settings)?;
     let addr = format!("127.0.0.1:{}", free_port()?);
     let server = Server::start(&binary, &data_dir, &addr, &site_root, "warn", true)?;
     println!("xtask: respack-web at {}; running the browser test", server.url);
@@ -140,6 +142,38 @@ fn add_last_day_pack(settings: &respack_config::Settings) -> Result<()> {
         store
             .issue_pack(account.id, spec, Charge::Settled, None, &Actor::system("e2e"), now - Duration::hours(4))
             .await?;
+        store.close().await?;
+        Ok(())
+    })
+}
+
+/// One dead email for the operator's Retry, made the way respackd makes one: the daemon's
+/// capacity-alert scan (or, if it finds nothing to say, its sweep) queues notices for the demo
+/// packs, then a sender claims one and gives up on it (`mark_outbox_failed` without a retry
+/// time, as after its last attempt).
+fn add_dead_email(settings: &respack_config::Settings) -> Result<()> {
+    use respack_domain::chrono::{Duration, Utc};
+    use respack_store::Store;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = Store::open(settings).await?;
+        let now = Utc::now();
+        if store.scan_capacity_alerts(now, 10_000).await? == 0 {
+            store.sweep_packs(now, 500).await?;
+        }
+        let claimed = store.claim_outbox(now, 1, Duration::minutes(5)).await?;
+        let mail = claimed.first().context(
+            "the demo data gave respackd's jobs no email to queue, so the e2e fixture has no message to \
+             make dead (check the demo seed's alert settings and packs)",
+        )?;
+        let error = "550 5.1.1 mailbox unavailable (e2e fixture: the sender gave up)";
+        ensure!(
+            store.mark_outbox_failed(mail.id, mail.attempts, error, None).await?,
+            "the claimed email {} could not be marked dead",
+            mail.id
+        );
+        println!("xtask: e2e fixture: outbox message {} is dead ({})", mail.id, mail.subject);
         store.close().await?;
         Ok(())
     })

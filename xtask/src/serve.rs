@@ -18,6 +18,7 @@ use crate::site::{cargo, target_dir, workspace_root};
 
 /// Builds the respack-web binary (`release` or debug) and returns its path.
 pub fn build_web(sh: &Shell, release: bool) -> Result<PathBuf> {
+    crate::site::check_rustflags()?;
     println!("xtask: building respack-web{}", if release { " (release)" } else { "" });
     let mut cmd = sh.cmd(cargo()).args(["build", "--quiet", "-p", "respack-web", "--bin", "respack-web"]);
     if release {

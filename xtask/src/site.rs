@@ -77,6 +77,24 @@ fn check_wasm_bindgen_version() -> Result<()> {
     Ok(())
 }
 
+/// The server and the WASM must both be built with `--cfg erase_components` (set in
+/// `.cargo/config.toml`), or the page's hydration markers would not match. A `RUSTFLAGS`
+/// variable replaces the configured flags, so it must carry the cfg too.
+pub fn check_rustflags() -> Result<()> {
+    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if let Ok(flags) = std::env::var(variable) {
+            if !flags.contains("erase_components") {
+                bail!(
+                    "{variable} is set ({flags:?}) and replaces the `--cfg erase_components` of \
+                     .cargo/config.toml, which the console's server and WASM must both be built with; \
+                     add `--cfg erase_components` to it or unset it"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether the active toolchain has the standard library for wasm32-unknown-unknown.
 pub fn wasm_target_installed(sh: &Shell) -> bool {
     let sysroot = sh.cmd("rustc").args(["--print", "sysroot"]).quiet().read().unwrap_or_default();
@@ -102,6 +120,7 @@ pub fn build(sh: &Shell, site_root: &Path, profile: WasmProfile) -> Result<Optio
         return Ok(None);
     }
     check_wasm_bindgen_version()?;
+    check_rustflags()?;
     let (cargo_profile, profile_dir) = match profile {
         WasmProfile::Release => ("wasm-release", "wasm-release"),
         WasmProfile::Dev => ("dev", "debug"),
@@ -137,8 +156,47 @@ pub fn build(sh: &Shell, site_root: &Path, profile: WasmProfile) -> Result<Optio
     let wasm = pkg.join(format!("{OUTPUT_NAME}.wasm"));
     std::fs::rename(&generated, &wasm).with_context(|| format!("cannot rename {}", generated.display()))?;
     let size = std::fs::metadata(&wasm).map(|meta| meta.len()).unwrap_or(0);
-    println!("xtask: site ready in {} ({} KB of WASM)", site_root.display(), size / 1024);
+    let mut brotli_size = 0;
+    for name in [format!("{OUTPUT_NAME}.wasm"), format!("{OUTPUT_NAME}.js")] {
+        let (br, _) = precompress(&pkg.join(&name))?;
+        if name.ends_with(".wasm") {
+            brotli_size = br;
+        }
+    }
+    println!(
+        "xtask: site ready in {} ({} KB of WASM, {} KB brotli)",
+        site_root.display(),
+        size / 1024,
+        brotli_size / 1024
+    );
     Ok(Some(wasm))
+}
+
+/// Writes `<file>.br` (brotli, quality 11) and `<file>.gz` (gzip -9) beside `file`, which
+/// respack-web serves as they are to browsers that accept them: compressed once at the best
+/// level here instead of on every request. Returns both sizes.
+fn precompress(file: &Path) -> Result<(u64, u64)> {
+    use std::io::Write;
+
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let with_suffix = |suffix: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut br = Vec::new();
+    {
+        let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+        brotli::BrotliCompress(&mut bytes.as_slice(), &mut br, &params)
+            .with_context(|| format!("cannot brotli-compress {}", file.display()))?;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&bytes)?;
+    let gz = gz.finish()?;
+    for (path, data) in [(with_suffix(".br"), &br), (with_suffix(".gz"), &gz)] {
+        std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok((br.len() as u64, gz.len() as u64))
 }
 
 /// `cargo xtask build-site [--dev]`.

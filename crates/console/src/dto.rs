@@ -153,6 +153,8 @@ pub struct UsagePage {
     pub usage_types: Vec<String>,
 }
 
+/// One row of the month's bill summary: one resource and ActionType, as
+/// `DescribeBillResourceSummary` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillSummaryRow {
     pub resource_id: String,
@@ -161,7 +163,7 @@ pub struct BillSummaryRow {
     pub subproduct: String,
     pub region: String,
     pub pay_mode: String,
-    pub action_types: String,
+    pub action_type: String,
     pub total_cost: String,
     pub cash_paid: String,
 }
@@ -169,8 +171,17 @@ pub struct BillSummaryRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillsPage {
     pub month: String,
+    /// This page of the summary's rows.
     pub rows: Vec<BillSummaryRow>,
+    /// Rows in the whole month, and their sums.
+    pub total: u64,
     pub total_cost: String,
+    pub cash_paid: String,
+    pub page: u64,
+    pub page_size: u64,
+    /// When the summary was built, in the caller's time zone; `None` while a first build of
+    /// the month is under way (nothing to show yet).
+    pub built_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

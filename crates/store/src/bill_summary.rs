@@ -94,6 +94,15 @@ pub struct BillSummaryFilter {
     pub with_total: bool,
 }
 
+/// The sums of one account's summary of a month, as last built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BillSummaryTotals {
+    /// Rows of the summary (one per resource and ActionType).
+    pub rows: u64,
+    pub total_cost: Money,
+    pub cash_pay_amount: Money,
+}
+
 /// A page of the summary; `total` only when asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BillSummaryPage {
@@ -413,6 +422,46 @@ impl Store {
         let mut rows = found.iter().map(to_row).collect::<StoreResult<Vec<_>>>()?;
         self.attach_tags(filter.account_id, &mut rows).await?;
         Ok(BillSummaryPage { rows, total })
+    }
+
+    /// The sums of one account's summary of `month` as last built: the figures of every page
+    /// of [`Store::bill_summaries`] added up (zero when never built).
+    pub async fn bill_summary_totals(&self, account_id: i64, month: &str) -> StoreResult<BillSummaryTotals> {
+        check_month(month)?;
+        let conn = self.read();
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both backends answer an integer.
+        let row = conn
+            .query_one(statement(
+                conn.get_database_backend(),
+                "SELECT COUNT(*), CAST(COALESCE(SUM(total_cost), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(cash_pay_amount), 0) AS BIGINT) \
+                 FROM bill_summaries WHERE account_id = ? AND bill_month = ?",
+                vec![account_id.into(), month.into()],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(BillSummaryTotals::default());
+        };
+        let rows: i64 = row.try_get_by_index(0)?;
+        Ok(BillSummaryTotals {
+            rows: u64::try_from(rows).unwrap_or(0),
+            total_cost: money(row.try_get_by_index(1)?),
+            cash_pay_amount: money(row.try_get_by_index(2)?),
+        })
+    }
+
+    /// The summary of `month` for a reader who cannot wait for the daemon: a month that was
+    /// never built is built now (what `DescribeBillResourceSummary` starts in the background),
+    /// then its state is returned. `Building` means another builder's first build of the month
+    /// is under way: ask again shortly.
+    pub async fn readable_bill_summary(&self, month: &str, now: DateTime<Utc>) -> StoreResult<SummaryState> {
+        match self.bill_summary_state(month).await? {
+            SummaryState::NotBuilt => {
+                self.build_bill_summary(month, now).await?;
+                self.bill_summary_state(month).await
+            }
+            state => Ok(state),
+        }
     }
 
     async fn attach_tags(&self, account_id: i64, rows: &mut [BillSummaryRow]) -> StoreResult<()> {

@@ -11,7 +11,7 @@ use respack_store::{Charge, NewUser, Role};
 use crate::helpers::{operator, spawn_app, t0, transcoding_pack, TestApp};
 
 /// `application/x-www-form-urlencoded` of these pairs.
-fn encode(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
     let escape = |text: &str| {
         text.bytes()
             .map(|byte| match byte {
@@ -67,7 +67,7 @@ async fn tenant(app: &TestApp, name: &str) -> Tenant {
 }
 
 /// Signs in and returns the `Cookie` header value of the session.
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> Result<String, String> {
+pub(crate) async fn sign_in(app: &TestApp, email: &str, password: &str) -> Result<String, String> {
     let response = client()
         .post(app.url("/signin"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -93,7 +93,7 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Result<String, S
 }
 
 /// Calls a server function (form-encoded POST); returns the status and the body.
-async fn call(app: &TestApp, cookie: &str, endpoint: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+pub(crate) async fn call(app: &TestApp, cookie: &str, endpoint: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
     let response = client()
         .post(app.url(&format!("/api/{endpoint}")))
         .header("cookie", cookie)

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod bills;
 mod console;
 mod health;
 mod tc_api;

@@ -171,7 +171,7 @@ fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
         </section>
         <section>
             <h2>{t(lang, "account.keys")}</h2>
-            <ActionForm action=create attr:class="inline-form">
+            <ActionForm action=create attr:class="inline-form" attr:data-testid="key-form">
                 <input type="hidden" name="csrf" value=csrf />
                 <label>{t(lang, "account.key_note")}<input type="text" name="note" maxlength="200" /></label>
                 <button type="submit">{t(lang, "account.create_key")}</button>
@@ -187,7 +187,7 @@ fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
                 Err(error) => view! { <ErrorNote error /> }.into_any(),
             })}
             {if data.keys.is_empty() { view! { <Empty /> }.into_any() } else { view! {
-                <div class="table-wrap"><table>
+                <div class="table-wrap"><table data-testid="api-keys">
                     <thead><tr><th scope="col">"SecretId"</th><th scope="col">{t(lang, "account.key_note")}</th>
                     <th scope="col">{t(lang, "account.time")}</th><th scope="col">{t(lang, "packs.status")}</th><th scope="col"></th></tr></thead>
                     <tbody>{data.keys.clone().into_iter().map(|key| {
@@ -209,7 +209,7 @@ fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
         </section>
         <section>
             <h2>{t(lang, "account.alerts")}</h2>
-            <ActionForm action=alerts attr:class="stack">
+            <ActionForm action=alerts attr:class="stack" attr:data-testid="alert-form">
                 <input type="hidden" name="csrf" value=csrf />
                 <label>{t(lang, "account.recipients")}<input type="text" name="recipients" value=data.alert_recipients.clone() /></label>
                 <label>{t(lang, "account.thresholds")}<input type="text" name="thresholds" value=data.alert_thresholds.clone() /></label>
@@ -222,7 +222,7 @@ fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
                 <button type="submit">{t(lang, "common.save")}</button>
             </ActionForm>
             {move || alerts.value().get().map(|result| match result {
-                Ok(()) => view! { <p class="success" role="status">{t(lang, "account.saved")}</p> }.into_any(),
+                Ok(()) => view! { <p class="success" role="status" data-testid="alerts-saved">{t(lang, "account.saved")}</p> }.into_any(),
                 Err(error) => view! { <ErrorNote error /> }.into_any(),
             })}
         </section>

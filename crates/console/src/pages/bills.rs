@@ -1,5 +1,6 @@
-//! Bills: the month's figures summed per resource (what `DescribeBillResourceSummary` reports),
-//! with a CSV download.
+//! Bills: the month's bill summary per resource and ActionType — the rows
+//! `DescribeBillResourceSummary` serves, read by the same store query from the same built
+//! summary (`Store::bill_summaries`) — with the month's totals and a CSV download.
 
 use leptos::prelude::*;
 
@@ -8,16 +9,20 @@ use crate::dto::BillsPage as BillsData;
 use crate::i18n::{t, Lang};
 
 #[leptos::server(endpoint = "bill_summary")]
-pub async fn bill_summary(month: String) -> Result<BillsData, ServerFnError> {
+pub async fn bill_summary(month: String, page: u64) -> Result<BillsData, ServerFnError> {
     let caller = crate::server::caller().await?;
-    server_side::load(&caller, Some(&month)).await
+    server_side::load(&caller, Some(&month), page).await
 }
 
 #[component]
 pub fn BillsPage() -> impl IntoView {
     let lang = expect_context::<Lang>();
     let month = super::query_param("month");
-    let data = Resource::new(move || month.get(), bill_summary);
+    let page = super::query_param("page");
+    let data = Resource::new(
+        move || (month.get(), page.get().parse::<u64>().unwrap_or(1)),
+        |(month, page)| bill_summary(month, page),
+    );
     view! {
         <h1>{t(lang, "nav.bills")}</h1>
         <Transition fallback=Loading>
@@ -35,12 +40,24 @@ pub fn BillsPage() -> impl IntoView {
 fn BillsView(data: BillsData) -> impl IntoView {
     let lang = expect_context::<Lang>();
     let csv = format!("/bills.csv?month={}", data.month);
+    let pages = data.total.div_ceil(data.page_size.max(1)).max(1);
+    let page_href = |page: u64| format!("/bills?month={}&page={page}", data.month);
+    let prev = (data.page > 1).then(|| page_href(data.page - 1));
+    let next = (data.page < pages).then(|| page_href(data.page + 1));
+    let status = match &data.built_at {
+        Some(at) => {
+            view! { <p class="muted" data-testid="bill-built-at">{t(lang, "bills.built_at")}" "{at.clone()}</p> }
+                .into_any()
+        }
+        None => view! { <p class="notice" role="status">{t(lang, "bills.building")}</p> }.into_any(),
+    };
     view! {
         <form method="get" action="/bills" class="filters">
             <label>{t(lang, "bills.month")}<input type="month" name="month" value=data.month.clone() /></label>
             <button type="submit">{t(lang, "common.search")}</button>
             <a class="button secondary" href=csv download=format!("bills-{}.csv", data.month)>{t(lang, "common.download")}</a>
         </form>
+        {status}
         {if data.rows.is_empty() {
             view! { <Empty /> }.into_any()
         } else {
@@ -53,7 +70,7 @@ fn BillsView(data: BillsData) -> impl IntoView {
                             <th scope="col">{t(lang, "bills.subproduct")}</th>
                             <th scope="col">{t(lang, "bills.region")}</th>
                             <th scope="col">{t(lang, "bills.pay_mode")}</th>
-                            <th scope="col">{t(lang, "bills.actions")}</th>
+                            <th scope="col">{t(lang, "bills.action")}</th>
                             <th scope="col">{t(lang, "bills.total_cost")}</th>
                             <th scope="col">{t(lang, "bills.cash")}</th>
                         </tr></thead>
@@ -65,15 +82,24 @@ fn BillsView(data: BillsData) -> impl IntoView {
                                     <td>{row.subproduct.clone()}</td>
                                     <td>{row.region.clone()}</td>
                                     <td>{row.pay_mode.clone()}</td>
-                                    <td>{row.action_types.clone()}</td>
+                                    <td>{row.action_type.clone()}</td>
                                     <td class="num">{row.total_cost.clone()}</td>
                                     <td class="num">{row.cash_paid.clone()}</td>
                                 </tr>
                             }).collect_view()}
                         </tbody>
-                        <tfoot><tr><th scope="row" colspan="6">{t(lang, "common.total")}</th><td class="num">{data.total_cost.clone()}</td><td></td></tr></tfoot>
+                        <tfoot><tr>
+                            <th scope="row" colspan="6">{t(lang, "common.total")}" ("{data.total}")"</th>
+                            <td class="num" data-testid="bill-total-cost">{data.total_cost.clone()}</td>
+                            <td class="num">{data.cash_paid.clone()}</td>
+                        </tr></tfoot>
                     </table>
                 </div>
+                <nav class="pager" aria-label="pages">
+                    {prev.map(|href| view! { <a href=href rel="prev">{t(lang, "common.previous")}</a> })}
+                    <span>{data.page}" / "{pages}</span>
+                    {next.map(|href| view! { <a href=href rel="next">{t(lang, "common.next")}</a> })}
+                </nav>
             }
             .into_any()
         }}
@@ -83,52 +109,85 @@ fn BillsView(data: BillsData) -> impl IntoView {
 #[cfg(feature = "ssr")]
 pub(crate) mod server_side {
     use leptos::prelude::ServerFnError;
-    use respack_domain::Money;
+    use respack_store::{BillSummaryFilter, SummaryState, MAX_SUMMARY_PAGE};
 
     use crate::dto::{BillSummaryRow, BillsPage};
     use crate::server::{store_error, Caller};
+
+    /// Rows on one page of the Bills table.
+    pub const PAGE_SIZE: u64 = 100;
 
     /// The month asked for (`yyyy-mm`), or the caller's current month.
     pub fn month(caller: &Caller, month: Option<&str>) -> Result<String, ServerFnError> {
         match month.map(str::trim).filter(|month| !month.is_empty()) {
             Some(month) => {
-                let valid = month.len() == 7
-                    && month.as_bytes()[4] == b'-'
-                    && month[..4].parse::<u16>().is_ok()
-                    && month[5..].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m));
-                if valid {
-                    Ok(month.to_owned())
-                } else {
-                    Err(ServerFnError::new(format!("{month:?} is not a month; use yyyy-mm")))
-                }
+                respack_store::check_month(month).map_err(store_error)?;
+                Ok(month.to_owned())
             }
             None => Ok(caller.now.with_timezone(&caller.time_zone).format("%Y-%m").to_string()),
         }
     }
 
-    /// The caller's own account's month (bills belong to the paying account).
-    pub async fn load(caller: &Caller, month: Option<&str>) -> Result<BillsPage, ServerFnError> {
+    /// The caller's own account's month (bills belong to the paying account), page `page`
+    /// (from 1) of the summary `DescribeBillResourceSummary` serves. A month never built is
+    /// built first, as the API would.
+    pub async fn load(caller: &Caller, month: Option<&str>, page: u64) -> Result<BillsPage, ServerFnError> {
         let month = self::month(caller, month)?;
-        let summaries =
-            caller.store().bill_resource_summary(caller.session.user.account_id, &month).await.map_err(store_error)?;
-        let total = summaries.iter().fold(Money::default(), |sum, row| sum + row.total_cost);
+        let page = page.max(1);
+        let account_id = caller.session.user.account_id;
+        let store = caller.store();
+        let built_at = match store.readable_bill_summary(&month, caller.now).await.map_err(store_error)? {
+            SummaryState::Ready { built_at, .. } => Some(caller.time(built_at)),
+            SummaryState::Building | SummaryState::NotBuilt => None,
+        };
+        let totals = store.bill_summary_totals(account_id, &month).await.map_err(store_error)?;
+        let rows = if built_at.is_some() {
+            rows(caller, &month, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
+        } else {
+            Vec::new()
+        };
         Ok(BillsPage {
             month,
-            total_cost: total.to_string(),
-            rows: summaries
-                .into_iter()
-                .map(|row| BillSummaryRow {
-                    resource_id: row.resource_id,
-                    resource_name: row.resource_name,
-                    product: row.business_code,
-                    subproduct: row.product_code,
-                    region: row.region,
-                    pay_mode: row.pay_mode.label().to_owned(),
-                    action_types: row.action_types.iter().map(|action| action.as_str()).collect::<Vec<_>>().join(", "),
-                    total_cost: row.total_cost.to_string(),
-                    cash_paid: row.cash_pay_amount.to_string(),
-                })
-                .collect(),
+            rows,
+            total: totals.rows,
+            total_cost: totals.total_cost.to_string(),
+            cash_paid: totals.cash_pay_amount.to_string(),
+            page,
+            page_size: PAGE_SIZE,
+            built_at,
         })
+    }
+
+    /// Up to `limit` rows of the caller's summary of `month` from `offset`, through the API's
+    /// own query.
+    pub async fn rows(
+        caller: &Caller,
+        month: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<BillSummaryRow>, ServerFnError> {
+        let filter = BillSummaryFilter {
+            account_id: caller.session.user.account_id,
+            month: month.to_owned(),
+            offset,
+            limit: limit.min(MAX_SUMMARY_PAGE),
+            ..Default::default()
+        };
+        let page = caller.store().bill_summaries(&filter).await.map_err(store_error)?;
+        Ok(page
+            .rows
+            .into_iter()
+            .map(|row| BillSummaryRow {
+                resource_id: row.resource_id,
+                resource_name: row.resource_name,
+                product: row.business_code,
+                subproduct: row.product_code,
+                region: row.region,
+                pay_mode: row.pay_mode.label().to_owned(),
+                action_type: row.action_type.as_str().to_owned(),
+                total_cost: row.total_cost.to_string(),
+                cash_paid: row.cash_pay_amount.to_string(),
+            })
+            .collect())
     }
 }

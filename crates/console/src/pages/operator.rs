@@ -209,7 +209,7 @@ fn OperatorView(data: OperatorData, actions: OperatorActions) -> impl IntoView {
         <section class="forms">
             <div>
                 <h3>{t(lang, "operator.create_account")}</h3>
-                <ActionForm action=create attr:class="stack">
+                <ActionForm action=create attr:class="stack" attr:data-testid="create-account-form">
                     <input type="hidden" name="csrf" value=csrf />
                     <label>{t(lang, "operator.name")}<input type="text" name="name" required=true /></label>
                     <label>{t(lang, "operator.time_zone")}<input type="text" name="time_zone" value="Asia/Shanghai" required=true /></label>
@@ -290,7 +290,7 @@ pub fn OutboxPage() -> impl IntoView {
             <a href="/operator/outbox?status=sent">"sent"</a><a href="/operator/outbox?status=dead">"dead"</a>
         </nav>
         {move || retry.value().get().map(|result| match result {
-            Ok(message) => view! { <p class="success" role="status">{message}</p> }.into_any(),
+            Ok(message) => view! { <p class="success" role="status" data-testid="retry-result">{message}</p> }.into_any(),
             Err(error) => view! { <ErrorNote error /> }.into_any(),
         })}
         <Transition fallback=Loading>
@@ -298,14 +298,14 @@ pub fn OutboxPage() -> impl IntoView {
                 match data.await {
                     Ok(lines) if lines.is_empty() => view! { <Empty /> }.into_any(),
                     Ok(lines) => view! {
-                        <div class="table-wrap"><table>
+                        <div class="table-wrap"><table data-testid="outbox">
                             <thead><tr><th scope="col">"#"</th><th scope="col">{t(lang, "outbox.status")}</th><th scope="col">{t(lang, "outbox.subject")}</th>
                             <th scope="col">{t(lang, "outbox.recipients")}</th><th scope="col">{t(lang, "outbox.attempts")}</th>
                             <th scope="col">{t(lang, "outbox.next")}</th><th scope="col">{t(lang, "outbox.error")}</th><th scope="col"></th></tr></thead>
                             <tbody>{lines.into_iter().map(|line| {
                                 let dead = line.status == "dead";
                                 view! {
-                                    <tr><td>{line.id}</td><td>{line.status.clone()}</td><td>{line.subject.clone()}</td><td>{line.recipients.clone()}</td>
+                                    <tr data-message=line.id.to_string()><td>{line.id}</td><td data-testid="outbox-status">{line.status.clone()}</td><td>{line.subject.clone()}</td><td>{line.recipients.clone()}</td>
                                     <td>{line.attempts}</td><td>{line.next_attempt_at.clone()}</td><td>{line.last_error.clone()}</td>
                                     <td>{dead.then(|| view! {
                                         <ActionForm action=retry>

@@ -60,8 +60,18 @@ pub async fn packs(caller: &Caller, query: &PacksQuery) -> Result<String, Server
     Ok(out)
 }
 
+/// Every row of the caller's bill summary of the month (up to [`MAX_ROWS`]): the rows of
+/// `DescribeBillResourceSummary`, one per resource and ActionType.
 pub async fn bills(caller: &Caller, month: Option<&str>) -> Result<(String, String), ServerFnError> {
-    let page = crate::pages::bills::server_side::load(caller, month).await?;
+    use crate::pages::bills::server_side;
+
+    let first = server_side::load(caller, month, 1).await?;
+    if first.built_at.is_none() {
+        return Err(ServerFnError::new(format!(
+            "the bill summary of {} is being built; download it again in a minute",
+            first.month
+        )));
+    }
     let mut out = line(
         [
             "ResourceId",
@@ -70,26 +80,34 @@ pub async fn bills(caller: &Caller, month: Option<&str>) -> Result<(String, Stri
             "ProductCode",
             "RegionName",
             "PayMode",
-            "ActionTypes",
+            "ActionType",
             "TotalCost",
             "CashPayAmount",
         ]
         .map(str::to_owned),
     );
-    for row in page.rows {
-        out.push_str(&line([
-            row.resource_id,
-            row.resource_name,
-            row.product,
-            row.subproduct,
-            row.region,
-            row.pay_mode,
-            row.action_types,
-            row.total_cost,
-            row.cash_paid,
-        ]));
+    let mut offset = 0;
+    while offset < first.total.min(MAX_ROWS) {
+        let rows = server_side::rows(caller, &first.month, offset, respack_store::MAX_SUMMARY_PAGE).await?;
+        if rows.is_empty() {
+            break;
+        }
+        offset += rows.len() as u64;
+        for row in rows {
+            out.push_str(&line([
+                row.resource_id,
+                row.resource_name,
+                row.product,
+                row.subproduct,
+                row.region,
+                row.pay_mode,
+                row.action_type,
+                row.total_cost,
+                row.cash_paid,
+            ]));
+        }
     }
-    Ok((page.month, out))
+    Ok((first.month, out))
 }
 
 #[cfg(test)]

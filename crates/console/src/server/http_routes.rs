@@ -58,8 +58,10 @@ where
         .route("/assets/console.css", get(stylesheet))
         .with_state(state.clone());
 
-    let assets: Router<S> =
-        Router::new().nest_service("/pkg", ServeDir::new(site_root.join("pkg"))).layer(CompressionLayer::new());
+    // The bundle as xtask precompressed it (`.br`, `.gz` beside each file); compressed on the
+    // fly only when those files are missing.
+    let bundle = ServeDir::new(site_root.join("pkg")).precompressed_br().precompressed_gzip();
+    let assets: Router<S> = Router::new().nest_service("/pkg", bundle).layer(CompressionLayer::new());
 
     pages.merge(forms).merge(assets).layer(axum::middleware::from_fn_with_state(state, gate))
 }

@@ -116,4 +116,43 @@ async fn concurrent_builders_build_once(store: &Store) {
     assert_eq!(store.bill_summaries(&filter(acme.id, "2026-03")).await.unwrap().total, Some(1));
 }
 
-crate::on_both_backends!(summary_groups_lines_by_resource_and_action, concurrent_builders_build_once);
+/// What the console's Bills page reads: a never-built month is built on first read, and the
+/// totals are the sums of the summary's rows (as built: later lines wait for the next build).
+async fn readers_build_a_never_built_month_and_totals_add_up_its_rows(store: &Store) {
+    let acme = account_with(store, "Acme", "1000").await;
+    let march = t0() - Duration::days(5);
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 2, "100", march);
+    let first = store.issue_pack(acme.id, spec, Charge::Balance, None, &operator(), march).await.unwrap();
+    store.renew(Some(&[acme.id]), &first.pack_id, 1, None, &operator(), t0()).await.unwrap();
+    let spec = mps_spec(PaymentMode::TotalDecrement, 1, "10", march);
+    let second = store.issue_pack(acme.id, spec, Charge::Balance, None, &operator(), march).await.unwrap();
+    store.refund(Some(&[acme.id]), &second.pack_id, None, &operator(), march + Duration::hours(1)).await.unwrap();
+
+    assert_eq!(store.bill_summary_totals(acme.id, "2026-03").await.unwrap(), Default::default(), "nothing built");
+    let state = store.readable_bill_summary("2026-03", t0()).await.unwrap();
+    assert_eq!(state, SummaryState::Ready { built_at: t0(), rebuilding: false });
+    let totals = store.bill_summary_totals(acme.id, "2026-03").await.unwrap();
+    let page = store.bill_summaries(&filter(acme.id, "2026-03")).await.unwrap();
+    assert_eq!(totals.rows, page.total.unwrap());
+    assert_eq!(totals.rows, 4, "purchase and renewal of one pack, purchase and refund of the other");
+    assert_eq!(totals.total_cost, page.rows.iter().map(|row| row.total_cost).sum());
+    assert_eq!(totals.cash_pay_amount, page.rows.iter().map(|row| row.cash_pay_amount).sum());
+    let lines = store.bill_lines(acme.id, "2026-03").await.unwrap();
+    assert_eq!(totals.total_cost, lines.iter().map(|line| line.total_cost).sum(), "the month's lines add up");
+
+    // A later line waits for the next build; reading again does not rebuild a built month.
+    store.renew(Some(&[acme.id]), &first.pack_id, 1, None, &operator(), t0() + Duration::minutes(1)).await.unwrap();
+    let again = store.readable_bill_summary("2026-03", t0() + Duration::minutes(2)).await.unwrap();
+    assert_eq!(again, state);
+    assert_eq!(store.bill_summary_totals(acme.id, "2026-03").await.unwrap(), totals);
+    store.build_bill_summary("2026-03", t0() + Duration::minutes(3)).await.unwrap();
+    let rebuilt = store.bill_summary_totals(acme.id, "2026-03").await.unwrap();
+    assert_eq!(rebuilt.rows, 4, "the second renewal joins the renewal row");
+    assert_eq!(rebuilt.total_cost, totals.total_cost + money("10"));
+}
+
+crate::on_both_backends!(
+    summary_groups_lines_by_resource_and_action,
+    concurrent_builders_build_once,
+    readers_build_a_never_built_month_and_totals_add_up_its_rows
+);

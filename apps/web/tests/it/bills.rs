@@ -1,0 +1,176 @@
+//! The console's Bills page and `DescribeBillResourceSummary` show the same figures: both read
+//! the month's built summary through `Store::bill_summaries`, so for the same bill lines they
+//! give the same rows (resource, ActionType, cost, cash) and the same totals — including after
+//! later activity, which both show only once the summary is rebuilt.
+
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use reqwest::StatusCode;
+use respack_domain::chrono_tz::Tz;
+use respack_domain::rust_decimal::Decimal;
+use respack_domain::{Money, PaymentMode, TimeUnit};
+use respack_store::{Charge, NewAccount, NewUser, Role};
+use respack_tc_api::signature::{authorization_header, SignedRequest};
+use serde_json::{json, Value};
+
+use crate::console::{call, sign_in};
+use crate::helpers::{dec, operator, spawn_app, t0, transcoding_pack, Customer, TestApp};
+
+/// One signed API 3.0 call with the customer's key; the `Response` object.
+async fn api(app: &TestApp, customer: &Customer, action: &str, body: &Value) -> Value {
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let payload = body.to_string();
+    let headers = vec![("content-type".to_owned(), "application/json".to_owned()), ("host".to_owned(), host)];
+    let signed = SignedRequest { method: "POST", uri: "/", query: "", headers: &headers, payload: payload.as_bytes() };
+    let timestamp = t0().timestamp();
+    let authorization = authorization_header(&customer.secret_id, &customer.secret_key, "billing", timestamp, &signed);
+    let answer: Value = app
+        .client
+        .post(app.url("/"))
+        .header("Content-Type", "application/json")
+        .header("Authorization", authorization)
+        .header("X-TC-Action", action)
+        .header("X-TC-Version", "2018-07-09")
+        .header("X-TC-Timestamp", timestamp.to_string())
+        .body(payload)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["Response"].clone()
+}
+
+/// (resource, ActionType, total cost, cash paid) of every row, as a set.
+type Figures = BTreeSet<(String, String, Decimal, Decimal)>;
+
+fn amount(value: &Value) -> Decimal {
+    dec(value.as_str().unwrap_or_else(|| panic!("an amount as text, not {value}")))
+}
+
+async fn page_figures(app: &TestApp, cookie: &str, month: &str) -> (Figures, Value) {
+    let (status, body) = call(app, cookie, "bill_summary", &[("month", month), ("page", "1")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let rows = page["rows"].as_array().unwrap();
+    let figures = rows
+        .iter()
+        .map(|row| {
+            (
+                row["resource_id"].as_str().unwrap().to_owned(),
+                row["action_type"].as_str().unwrap().to_owned(),
+                amount(&row["total_cost"]),
+                amount(&row["cash_paid"]),
+            )
+        })
+        .collect();
+    (figures, page)
+}
+
+async fn api_figures(app: &TestApp, customer: &Customer, month: &str) -> (Figures, u64) {
+    let body = json!({"Month": month, "Offset": 0, "Limit": 1000, "NeedRecordNum": 1});
+    let answer = api(app, customer, "DescribeBillResourceSummary", &body).await;
+    let rows = answer["ResourceSummarySet"].as_array().unwrap_or_else(|| panic!("{answer}"));
+    let figures = rows
+        .iter()
+        .map(|row| {
+            (
+                row["ResourceId"].as_str().unwrap().to_owned(),
+                row["ActionTypeName"].as_str().unwrap().to_owned(),
+                amount(&row["TotalCost"]),
+                amount(&row["CashPayAmount"]),
+            )
+        })
+        .collect();
+    (figures, answer["Total"].as_u64().unwrap())
+}
+
+fn sums(figures: &Figures) -> (Decimal, Decimal) {
+    figures.iter().fold((Decimal::ZERO, Decimal::ZERO), |(cost, cash), row| (cost + row.2, cash + row.3))
+}
+
+#[tokio::test]
+async fn the_bills_page_and_describe_bill_resource_summary_give_the_same_figures() {
+    let app = spawn_app().await;
+    let day_before = t0() - Duration::days(1);
+    let store = &app.store;
+    let account =
+        store.create_account(NewAccount::customer("Bills Co", Tz::UTC), &operator(), day_before).await.unwrap();
+    let user = NewUser {
+        account_id: account.id,
+        email: "bills@example.com",
+        display_name: "Bills",
+        password: "correct-horse",
+        role: Role::Customer,
+    };
+    store.create_user(user, &operator(), day_before).await.unwrap();
+    store.top_up(account.id, Money::parse("1000").unwrap(), None, &operator(), day_before).await.unwrap();
+    let key = store.create_api_key(account.id, "bills", &operator(), day_before).await.unwrap();
+    let customer = Customer {
+        account: account.clone(),
+        pack_id: String::new(),
+        secret_id: key.info.secret_id,
+        secret_key: key.secret_key.expose().to_owned(),
+    };
+    // A purchase and two renewals of one pack, a purchase and a refund of another, and
+    // overage settled pay-as-you-go beyond a third.
+    let mut spec = transcoding_pack("100");
+    spec.mode = PaymentMode::PeriodDecrement(TimeUnit::Month);
+    spec.effective_at = day_before;
+    let renewed = store.issue_pack(account.id, spec, Charge::Balance, None, &operator(), day_before).await.unwrap();
+    store.renew(None, &renewed.pack_id, 1, None, &operator(), day_before + Duration::hours(1)).await.unwrap();
+    store.renew(None, &renewed.pack_id, 2, None, &operator(), day_before + Duration::hours(2)).await.unwrap();
+    let mut spec = transcoding_pack("50");
+    spec.effective_at = day_before;
+    let refunded = store.issue_pack(account.id, spec, Charge::Balance, None, &operator(), day_before).await.unwrap();
+    store.refund(None, &refunded.pack_id, None, &operator(), day_before + Duration::hours(3)).await.unwrap();
+    let mut spec = transcoding_pack("10");
+    spec.effective_at = day_before;
+    store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), day_before).await.unwrap();
+    let usage = json!([{
+        "idempotency_key": "bills-1", "product": "p_mps", "subproduct": "sp_mps_general_transcoding",
+        "quantity": "200", "occurred_at": "2026-11-23T09:00:00Z"
+    }]);
+    let (status, answer) = app.post_usage(&customer, &usage).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let month = "2026-11";
+    let cookie = sign_in(&app, "bills@example.com", "correct-horse").await.unwrap();
+    // The page reads a month nobody built yet: it builds it, as the API would.
+    let (page, page_json) = page_figures(&app, &cookie, month).await;
+    assert!(page_json["built_at"].as_str().is_some(), "{page_json}");
+    let (api, api_total) = api_figures(&app, &customer, month).await;
+    assert_eq!(page, api, "the page's rows are the API's rows");
+    assert_eq!(page_json["total"].as_u64(), Some(api_total));
+    let actions: BTreeSet<&str> = api.iter().map(|row| row.1.as_str()).collect();
+    for expected in [
+        "New yearly/monthly subscription",
+        "Yearly/monthly subscription renewal",
+        "Yearly/monthly subscription refund",
+        "Daily settlement",
+    ] {
+        assert!(actions.contains(expected), "{expected} in {api:?}");
+    }
+    let lines = store.bill_lines(account.id, month).await.unwrap();
+    let groups: BTreeSet<(&str, &str)> =
+        lines.iter().map(|line| (line.resource_id.as_str(), line.action_type.as_str())).collect();
+    assert_eq!(api.len(), groups.len(), "one row per resource and ActionType of the month's lines: {api:?}");
+    let (cost, cash) = sums(&api);
+    assert_eq!(amount(&page_json["total_cost"]), cost);
+    assert_eq!(amount(&page_json["cash_paid"]), cash);
+    let from_lines = lines.iter().fold(Decimal::ZERO, |sum, line| sum + dec(&line.total_cost.to_string()));
+    assert_eq!(cost, from_lines, "both add up to the month's bill lines");
+
+    // Later activity: neither shows it before the summary is rebuilt, both do after.
+    store.renew(None, &renewed.pack_id, 1, None, &operator(), t0()).await.unwrap();
+    let (page_before, _) = page_figures(&app, &cookie, month).await;
+    assert_eq!(page_before, page, "the built summary, not the live lines");
+    store.build_bill_summary(month, t0()).await.unwrap();
+    let (page_after, page_json) = page_figures(&app, &cookie, month).await;
+    let (api_after, _) = api_figures(&app, &customer, month).await;
+    assert_eq!(page_after, api_after);
+    assert_ne!(page_after, page, "the rebuild shows the renewal");
+    assert_eq!(amount(&page_json["total_cost"]), sums(&api_after).0);
+}
