@@ -160,6 +160,10 @@ pub fn page_csp(nonce: &str) -> String {
 /// The caller of this server function or page, from the session cookie; an error asking to
 /// sign in when there is none or it expired.
 pub async fn caller() -> Result<Caller, ServerFnError> {
+    // A page request's caller, looked up once by the sign-in gate (`http_routes::gate`).
+    if let Some(caller) = request_parts().and_then(|parts| parts.extensions.get::<Caller>().cloned()) {
+        return Ok(caller);
+    }
     let state = state()?;
     let token = request_parts()
         .and_then(|parts| cookie(&parts.headers, SESSION_COOKIE))

@@ -84,20 +84,23 @@ fn is_public(path: &str) -> bool {
 
 /// In front of every console route: refuses cross-site state changes, sends pages to the
 /// sign-in form when there is no live session, and adds the security headers.
-async fn gate(State(state): State<ConsoleState>, request: Request, next: Next) -> Response {
+async fn gate(State(state): State<ConsoleState>, mut request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
     if !safe && is_cross_site(request.headers()) {
         return (StatusCode::FORBIDDEN, "cross-site requests cannot change anything here").into_response();
     }
     let path = request.uri().path().to_owned();
     if safe && !is_public(&path) {
-        let signed_in = match cookie(request.headers(), SESSION_COOKIE) {
-            Some(token) => matches!(caller_of_token(&state, &token).await, Ok(Some(_))),
-            None => false,
+        let caller = match cookie(request.headers(), SESSION_COOKIE) {
+            Some(token) => caller_of_token(&state, &token).await.ok().flatten(),
+            None => None,
         };
-        if !signed_in {
+        let Some(caller) = caller else {
             return with_security_headers(Redirect::to("/signin").into_response());
-        }
+        };
+        // The page's server functions run in this request: they find the caller here instead
+        // of looking the session up again (`server::caller`).
+        request.extensions_mut().insert(caller);
     }
     with_security_headers(next.run(request).await)
 }
