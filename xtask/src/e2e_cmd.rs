@@ -115,12 +115,7 @@ fn add_last_day_pack(settings: &respack_config::Settings) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let store = Store::open(settings).await?;
-        let account = store
-            .accounts()
-            .await?
-            .into_iter()
-            .find(|account| account.name == "Acme Media")
-            .context("the demo account Acme Media is missing")?;
+        let account = crate::serve::demo_customer(&store).await?;
         let now = Utc::now();
         let spec = PackSpec {
             name: "Last-day pack".into(),

@@ -34,6 +34,16 @@ pub fn settings_for(data_dir: &Path) -> Result<Settings> {
     Settings::from_parts(None, &env).context("cannot make settings for the data directory")
 }
 
+/// The demo customer's account (Acme Media), which the browser test and `bench web` build on.
+pub async fn demo_customer(store: &Store) -> Result<respack_store::Account> {
+    store
+        .accounts()
+        .await?
+        .into_iter()
+        .find(|account| account.name == "Acme Media")
+        .context("the demo account Acme Media is missing; seed the demo data first")
+}
+
 /// Migrates and adds the demo data unless it is there; returns the demo API key when made.
 pub fn seed(settings: &Settings) -> Result<Option<(String, String)>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -67,12 +67,7 @@ fn round2(value: f64) -> f64 {
 /// Gives the demo customer (Acme Media) 10,000 packs in all, once.
 async fn fill(settings: &respack_config::Settings) -> Result<()> {
     let store = Store::open(settings).await?;
-    let account = store
-        .accounts()
-        .await?
-        .into_iter()
-        .find(|account| account.name == "Acme Media")
-        .context("the demo account Acme Media is missing")?;
+    let account = crate::serve::demo_customer(&store).await?;
     let filter = respack_store::PackFilter { account_ids: vec![account.id], limit: 1, ..Default::default() };
     let now = Utc::now();
     let have = usize::try_from(store.list_packs(&filter, now).await?.total)?;
