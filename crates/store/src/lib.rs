@@ -29,6 +29,7 @@ mod sealing;
 mod sessions;
 mod upkeep;
 mod usage;
+mod usage_queue;
 mod users;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Present on SQLite: the packs the last usage batch left, for the next one.
     candidate_cache: Option<Arc<candidate_cache::CandidateCache>>,
+    /// Usage batches waiting for the group writer (see `usage_queue`).
+    usage_queue: Arc<usage::UsageQueue>,
     /// The catalog, read on first use (see [`Store::catalog`]).
     catalog: Arc<tokio::sync::OnceCell<Vec<CatalogProduct>>>,
     sealing: SealingKey,
@@ -81,7 +84,10 @@ impl Store {
     pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
         let (db, sqlite_writer) = db::connect(url).await?;
         let candidate_cache = sqlite_writer.is_some().then(Arc::default);
-        Ok(Store { db, sqlite_writer, candidate_cache, catalog: Arc::default(), sealing })
+        // SQLite writes one transaction at a time anyway; on PostgreSQL a second group can
+        // plan and write while the first commits.
+        let usage_queue = Arc::new(usage_queue::GroupQueue::new(if sqlite_writer.is_some() { 1 } else { 2 }));
+        Ok(Store { db, sqlite_writer, candidate_cache, usage_queue, catalog: Arc::default(), sealing })
     }
 
     /// Connects as the settings say, creating the data directory and, when no secret key is

@@ -7,6 +7,7 @@
 //! overdrawing. Overage is priced at the subproduct's list price into a pay-as-you-go bill line.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -17,6 +18,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Set, Statement,
 };
+use tokio::sync::oneshot;
 
 use crate::accounts::{load_accounts, Account};
 use crate::bills::{add_settlements, Settlement};
@@ -26,6 +28,7 @@ use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
 use crate::error::{StoreError, StoreResult};
 use crate::pack_rows::{item_row, pack_row, to_pack, update_pack, PACK_ITEM_COLUMNS};
 use crate::packs::{Page, MAX_PAGE};
+use crate::usage_queue::{GroupQueue, Job, WriterSlot};
 use crate::{retrying, Store};
 
 /// Most records one batch may carry.
@@ -99,17 +102,27 @@ pub struct DailyUsage {
     pub records: i64,
 }
 
-/// A record that passed every check, with what it needs for planning.
-struct CheckedRecord<'a> {
-    input: &'a UsageInput,
+/// A record that passed every check, with what writing it needs.
+pub(crate) struct CheckedRecord {
+    key: String,
     record: UsageRecord,
-    subproduct: &'a CatalogSubproduct,
+    subproduct: Arc<CatalogSubproduct>,
+    account: Arc<Account>,
 }
 
-/// Everything a batch needs that does not change while it is written.
+/// A caller's checked batch as the group writer takes it.
+pub(crate) struct UsageBatch {
+    records: Vec<CheckedRecord>,
+    now: DateTime<Utc>,
+}
+
+/// The queue of usage batches waiting for the group writer.
+pub(crate) type UsageQueue = GroupQueue<UsageBatch, Vec<UsageOutcome>>;
+
+/// Everything checking a batch needs that does not change while it is written.
 struct BatchContext {
-    accounts: HashMap<i64, Account>,
-    subproducts: HashMap<String, CatalogSubproduct>,
+    accounts: HashMap<i64, Arc<Account>>,
+    subproducts: HashMap<String, Arc<CatalogSubproduct>>,
 }
 
 fn to_deduction_row(row: deductions::Model) -> StoreResult<DeductionRow> {
@@ -130,11 +143,11 @@ fn to_deduction_row(row: deductions::Model) -> StoreResult<DeductionRow> {
 
 /// Checks a whole batch before anything is written: known accounts and subproducts, valid
 /// quantities and times, keys unique within the batch.
-fn check_usage<'a>(
-    context: &'a BatchContext,
-    records: &[(i64, &'a UsageInput)],
+fn check_usage(
+    context: &BatchContext,
+    records: &[(i64, &UsageInput)],
     now: DateTime<Utc>,
-) -> StoreResult<Vec<CheckedRecord<'a>>> {
+) -> StoreResult<Vec<CheckedRecord>> {
     let mut keys = HashSet::new();
     let mut checked = Vec::with_capacity(records.len());
     for (index, (account_id, input)) in records.iter().enumerate() {
@@ -165,7 +178,12 @@ fn check_usage<'a>(
         };
         record.validate(now).map_err(|error| at(error.to_string()))?;
         quantity_units(record.quantity).map_err(|error| at(error.to_string()))?;
-        checked.push(CheckedRecord { input, record, subproduct });
+        checked.push(CheckedRecord {
+            key: input.idempotency_key.clone(),
+            record,
+            subproduct: subproduct.clone(),
+            account: context.accounts[account_id].clone(),
+        });
     }
     Ok(checked)
 }
@@ -175,68 +193,78 @@ fn check_usage<'a>(
 /// are locked in ID order, so concurrent batches queue on shared packs and never deadlock on
 /// them.
 ///
-/// The pairs are a VALUES list driving the join. On SQLite, `CROSS JOIN` keeps that list the
-/// outer loop and `INDEXED BY` pins the pack index: without statistics its planner otherwise
-/// scans every live pack through `ix_packs_activation`, or builds an automatic index on the
-/// list for each batch.
+/// The pairs drive the join. PostgreSQL gets them as two array parameters (one statement and
+/// one lock order however many pairs a group has). SQLite gets a VALUES list, in chunks below
+/// its parameter limit; there `CROSS JOIN` keeps that list the outer loop and `INDEXED BY`
+/// pins the pack index: without statistics its planner otherwise scans every live pack
+/// through `ix_packs_activation`, or builds an automatic index on the list for each batch.
 async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) -> StoreResult<Vec<Pack>> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let backend = conn.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(pairs.len() * 2 + 1);
-    let mut rows = Vec::with_capacity(pairs.len());
-    for (account_id, subproduct) in pairs {
-        values.push((*account_id).into());
-        values.push((*subproduct).into());
-        rows.push(match backend {
-            DatabaseBackend::Postgres => format!("(${}, ${})", values.len() - 1, values.len()),
-            _ => "(?, ?)".to_owned(),
-        });
-    }
-    values.push(false.into());
-    let frozen = match backend {
-        DatabaseBackend::Postgres => format!("${}", values.len()),
-        _ => "?".to_owned(),
+    let pairs: Vec<(i64, &str)> = pairs.iter().copied().collect();
+    let mut packs: Vec<Pack> = Vec::new();
+    let statements = match conn.get_database_backend() {
+        DatabaseBackend::Postgres if !pairs.is_empty() => vec![postgres_candidates(&pairs)],
+        DatabaseBackend::Postgres => Vec::new(),
+        _ => pairs.chunks(5000).map(sqlite_candidates).collect(),
     };
-    let sql = match backend {
-        DatabaseBackend::Postgres => format!(
+    for statement in statements {
+        let mut current: Option<(packs::Model, Vec<pack_items::Model>)> = None;
+        for row in conn.query_all(statement).await? {
+            let (pack, item) = (pack_row(&row)?, item_row(&row)?);
+            match &mut current {
+                Some((open, items)) if open.id == pack.id => items.push(item),
+                _ => {
+                    if let Some((done, items)) = current.replace((pack, vec![item])) {
+                        packs.push(to_pack(done, &items, &[])?);
+                    }
+                }
+            }
+        }
+        if let Some((done, items)) = current {
+            packs.push(to_pack(done, &items, &[])?);
+        }
+    }
+    Ok(packs)
+}
+
+fn postgres_candidates(pairs: &[(i64, &str)]) -> Statement {
+    let accounts: Vec<String> = pairs.iter().map(|(account_id, _)| account_id.to_string()).collect();
+    let subproducts: Vec<String> = pairs.iter().map(|(_, code)| array_element(code)).collect();
+    Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!(
             "SELECT {PACK_ITEM_COLUMNS} FROM packs p \
-             JOIN (VALUES {}) AS w (account_id, subproduct_code) \
+             JOIN unnest($1::text::bigint[], $2::text::text[]) AS w (account_id, subproduct_code) \
                ON p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
              JOIN pack_items i ON i.pack_id = p.id \
-             WHERE p.lifecycle IN ('inactive', 'valid') AND p.frozen = {frozen} \
-             ORDER BY p.id, i.position FOR UPDATE OF p",
-            rows.join(", ")
+             WHERE p.lifecycle IN ('inactive', 'valid') AND p.frozen = false \
+             ORDER BY p.id, i.position FOR UPDATE OF p"
         ),
-        _ => format!(
+        [format!("{{{}}}", accounts.join(",")).into(), format!("{{{}}}", subproducts.join(",")).into()],
+    )
+}
+
+/// `text` as an element of a PostgreSQL array literal: quoted, with `"` and `\` escaped.
+fn array_element(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn sqlite_candidates(pairs: &[(i64, &str)]) -> Statement {
+    let values: Vec<sea_orm::Value> =
+        pairs.iter().flat_map(|(account_id, code)| [(*account_id).into(), (*code).into()]).collect();
+    Statement::from_sql_and_values(
+        DatabaseBackend::Sqlite,
+        format!(
             "WITH w (account_id, subproduct_code) AS (VALUES {}) \
              SELECT {PACK_ITEM_COLUMNS} FROM w \
              CROSS JOIN packs p INDEXED BY ix_packs_account_subproduct \
              JOIN pack_items i ON i.pack_id = p.id \
              WHERE p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
-               AND p.lifecycle IN ('inactive', 'valid') AND p.frozen = {frozen} \
+               AND p.lifecycle IN ('inactive', 'valid') AND p.frozen = 0 \
              ORDER BY p.id, i.position",
-            rows.join(", ")
+            vec!["(?, ?)"; pairs.len()].join(", ")
         ),
-    };
-    let mut packs: Vec<Pack> = Vec::new();
-    let mut current: Option<(packs::Model, Vec<pack_items::Model>)> = None;
-    for row in conn.query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
-        let (pack, item) = (pack_row(&row)?, item_row(&row)?);
-        match &mut current {
-            Some((open, items)) if open.id == pack.id => items.push(item),
-            _ => {
-                if let Some((done, items)) = current.replace((pack, vec![item])) {
-                    packs.push(to_pack(done, &items, &[])?);
-                }
-            }
-        }
-    }
-    if let Some((done, items)) = current {
-        packs.push(to_pack(done, &items, &[])?);
-    }
-    Ok(packs)
+        values,
+    )
 }
 
 /// One capacity item's change: where it is, what the batch read, what it writes.
@@ -314,14 +342,13 @@ async fn insert_records(
 /// Usage records already stored under the batch's keys, by (account, key).
 async fn stored_records(
     conn: &impl ConnectionTrait,
-    checked: &[CheckedRecord<'_>],
+    checked: &[&CheckedRecord],
 ) -> StoreResult<HashMap<(i64, String), usage_records::Model>> {
     let mut found = HashMap::new();
     for chunk in checked.chunks(500) {
         // By key only (the unique index leads with it), then by account here: two IN lists
         // would make the database probe their cross product.
-        let wanted: HashSet<(i64, &str)> =
-            chunk.iter().map(|c| (c.record.account_id, c.input.idempotency_key.as_str())).collect();
+        let wanted: HashSet<(i64, &str)> = chunk.iter().map(|c| (c.record.account_id, c.key.as_str())).collect();
         let keys: BTreeSet<&str> = wanted.iter().map(|(_, key)| *key).collect();
         let rows =
             usage_records::Entity::find().filter(usage_records::Column::IdempotencyKey.is_in(keys)).all(conn).await?;
@@ -402,33 +429,77 @@ impl Store {
             )));
         }
         let context = self.batch_context(records).await?;
-        let checked = check_usage(&context, records, now)?;
-        retrying(|| self.write_usage(&context, &checked, now)).await
+        let records = check_usage(&context, records, now)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job { records: records.len(), batch: UsageBatch { records, now }, reply };
+        if let Some(slot) = self.usage_queue.push(job) {
+            let store = self.clone();
+            tokio::spawn(async move { store.write_queued_usage(slot).await });
+        }
+        answer.await.map_err(|_| {
+            StoreError::Corrupt("the usage writer stopped before answering; send the batch again".into())
+        })?
     }
 
     async fn batch_context(&self, records: &[(i64, &UsageInput)]) -> StoreResult<BatchContext> {
         let ids: BTreeSet<i64> = records.iter().map(|(account_id, _)| *account_id).collect();
-        let accounts: HashMap<i64, Account> =
-            load_accounts(self.read(), &ids).await?.into_iter().map(|account| (account.id, account)).collect();
+        let accounts: HashMap<i64, Arc<Account>> = load_accounts(self.read(), &ids)
+            .await?
+            .into_iter()
+            .map(|account| (account.id, Arc::new(account)))
+            .collect();
         if let Some(missing) = ids.iter().find(|id| !accounts.contains_key(id)) {
             return Err(StoreError::not_found("account", missing));
         }
-        let subproducts =
-            self.catalog().await?.into_iter().flat_map(|p| p.subproducts).map(|s| (s.code.clone(), s)).collect();
+        let subproducts = self
+            .catalog()
+            .await?
+            .into_iter()
+            .flat_map(|p| p.subproducts)
+            .map(|s| (s.code.clone(), Arc::new(s)))
+            .collect();
         Ok(BatchContext { accounts, subproducts })
     }
 
-    async fn write_usage(
-        &self,
-        context: &BatchContext,
-        checked: &[CheckedRecord<'_>],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<UsageOutcome>> {
+    /// The group writer: writes queued batches, a group at a time, until the queue is empty.
+    async fn write_queued_usage(&self, mut slot: WriterSlot<UsageBatch, Vec<UsageOutcome>>) {
+        while let Some(jobs) = slot.next_group() {
+            let records: Vec<&CheckedRecord> = jobs.iter().flat_map(|job| &job.batch.records).collect();
+            let now = jobs.iter().map(|job| job.batch.now).max().unwrap_or_default();
+            match retrying(|| self.write_usage(&records, now)).await {
+                Ok(outcomes) => {
+                    let mut outcomes = outcomes.into_iter();
+                    for job in jobs {
+                        let _ = job.reply.send(Ok(outcomes.by_ref().take(job.records).collect()));
+                    }
+                }
+                Err(error) if jobs.len() == 1 => {
+                    let _ = jobs.into_iter().next().map(|job| job.reply.send(Err(error)));
+                }
+                Err(error) => {
+                    // One batch's trouble must not become everyone's: write each alone.
+                    tracing::warn!(%error, batches = jobs.len(), "a usage group failed; writing its batches one by one");
+                    for job in jobs {
+                        let records: Vec<&CheckedRecord> = job.batch.records.iter().collect();
+                        let _ = job.reply.send(retrying(|| self.write_usage(&records, job.batch.now)).await);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes checked records in one transaction. A key may come twice (two batches of one
+    /// group, e.g. a client's retry racing its first attempt): the first is written, the
+    /// second answered as a replay of it.
+    async fn write_usage(&self, checked: &[&CheckedRecord], now: DateTime<Utc>) -> StoreResult<Vec<UsageOutcome>> {
         let tx = self.write().await?;
         let stored = stored_records(&*tx, checked).await?;
-        let fresh: Vec<&CheckedRecord<'_>> = checked
+        let mut keys_seen: HashSet<(i64, &str)> = HashSet::new();
+        let fresh: Vec<&CheckedRecord> = checked
             .iter()
-            .filter(|c| !stored.contains_key(&(c.record.account_id, c.input.idempotency_key.clone())))
+            .copied()
+            .filter(|c| !stored.contains_key(&(c.record.account_id, c.key.clone())))
+            .filter(|c| keys_seen.insert((c.record.account_id, c.key.as_str())))
             .collect();
 
         // The candidate packs of every (account, subproduct) pair in the batch: from the
@@ -453,8 +524,7 @@ impl Store {
         let mut before_by_id: HashMap<PackId, Pack> = HashMap::new();
         let mut writes = BatchWrites::default();
         let mut planned: HashMap<(i64, String), UsageOutcome> = HashMap::new();
-        for CheckedRecord { input, record, subproduct } in fresh.iter().copied() {
-            let account = &context.accounts[&record.account_id];
+        for CheckedRecord { key, record, subproduct, account } in fresh.iter().copied() {
             let group = groups.entry((record.account_id, record.subproduct.clone())).or_default();
             let plan = plan_deduction(record, group);
             for line in &plan.deductions {
@@ -470,7 +540,7 @@ impl Store {
             let position = writes.records.len();
             writes.records.push(usage_records::ActiveModel {
                 account_id: Set(record.account_id),
-                idempotency_key: Set(input.idempotency_key.clone()),
+                idempotency_key: Set(key.clone()),
                 product_code: Set(record.product.clone()),
                 subproduct_code: Set(record.subproduct.clone()),
                 usage_type: Set(record.usage_type.clone()),
@@ -525,9 +595,9 @@ impl Store {
                 settlement.cost = settlement.cost + overage_cost;
             }
             planned.insert(
-                (record.account_id, input.idempotency_key.clone()),
+                (record.account_id, key.clone()),
                 UsageOutcome {
-                    idempotency_key: input.idempotency_key.clone(),
+                    idempotency_key: key.clone(),
                     usage_record_id: 0,
                     deducted: plan.deducted(),
                     overage: plan.overage,
@@ -545,10 +615,8 @@ impl Store {
                 }
             }
         }
-        let record_ids: Vec<i64> = fresh
-            .iter()
-            .map(|c| planned[&(c.record.account_id, c.input.idempotency_key.clone())].usage_record_id)
-            .collect();
+        let record_ids: Vec<i64> =
+            fresh.iter().map(|c| planned[&(c.record.account_id, c.key.clone())].usage_record_id).collect();
         let deduction_rows: Vec<deductions::ActiveModel> = writes
             .deductions
             .into_iter()
@@ -612,10 +680,15 @@ impl Store {
         add_settlements(&*tx, writes.settlements.into_values().collect(), now).await?;
 
         let mut outcomes = Vec::with_capacity(checked.len());
+        let mut answered: HashSet<(i64, &str)> = HashSet::new();
         for c in checked {
-            match stored.get(&(c.record.account_id, c.input.idempotency_key.clone())) {
+            let first = answered.insert((c.record.account_id, c.key.as_str()));
+            match stored.get(&(c.record.account_id, c.key.clone())) {
                 Some(row) => outcomes.push(replayed(&*tx, row).await?),
-                None => outcomes.push(planned[&(c.record.account_id, c.input.idempotency_key.clone())].clone()),
+                None => {
+                    let outcome = &planned[&(c.record.account_id, c.key.clone())];
+                    outcomes.push(UsageOutcome { replayed: !first, ..outcome.clone() });
+                }
             }
         }
         let stamp = tx.stamp;

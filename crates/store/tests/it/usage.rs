@@ -252,6 +252,49 @@ async fn concurrent_writers_never_overdraw_or_lose_usage(store: &Store) {
     }
 }
 
+async fn batches_sent_together_are_written_together_and_answered_each_on_its_own(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "1000", issued_at);
+    let pack_id =
+        store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    // Ten callers at once: eight distinct batches, and two carrying the same key (a client's
+    // retry racing its first attempt), which may land in one group.
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..10 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let keys: Vec<String> = match caller {
+                0 | 1 => vec!["raced".to_owned()],
+                _ => (0..3).map(|n| format!("b{caller}-{n}")).collect(),
+            };
+            let records: Vec<_> = keys.iter().map(|key| usage(key, "2", t0())).collect();
+            let outcomes = store.record_usage(account.id, &records, t0()).await.unwrap();
+            (keys, outcomes)
+        });
+    }
+    let mut raced = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (keys, outcomes) = joined.unwrap();
+        let answered: Vec<&str> = outcomes.iter().map(|o| o.idempotency_key.as_str()).collect();
+        assert_eq!(answered, keys, "each caller gets its own outcomes, in its order");
+        assert!(outcomes.iter().all(|o| o.deducted == dec("2")));
+        if keys == ["raced"] {
+            raced.push((outcomes[0].replayed, outcomes[0].usage_record_id));
+        } else {
+            assert!(outcomes.iter().all(|o| !o.replayed));
+        }
+    }
+    raced.sort_unstable();
+    assert_eq!(raced.len(), 2);
+    assert_eq!((raced[0].0, raced[1].0), (false, true), "the raced key is written once and replayed once");
+    assert_eq!(raced[0].1, raced[1].1, "both answers name the same usage record");
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!(pack.items[0].remaining, dec("1000") - dec("2") * Decimal::from(8 * 3 + 1));
+    let all = DeductionFilter { account_ids: vec![account.id], limit: 100, ..Default::default() };
+    assert_eq!(store.list_deductions(&all).await.unwrap().total, 8 * 3 + 1);
+}
+
 async fn a_mixed_batch_deducts_each_account_and_settles_overage_per_day(store: &Store) {
     let acme = account_with(store, "Acme", "0").await;
     let globex = account_with(store, "Globex", "0").await;
@@ -357,4 +400,5 @@ crate::on_both_backends!(
     frozen_scoped_and_unlimited_packs_deduct_by_their_rules,
     bad_usage_is_refused_with_a_reason_and_writes_nothing,
     concurrent_writers_never_overdraw_or_lose_usage,
+    batches_sent_together_are_written_together_and_answered_each_on_its_own,
 );
