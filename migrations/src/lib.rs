@@ -8,6 +8,7 @@ mod m20261123_000002_seed_catalog;
 mod m20261123_000003_daemon;
 mod m20261123_000004_api;
 mod m20261123_000005_web;
+mod m20261124_000001_drop_usage_time_index;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_daemon::Migration),
             Box::new(m20261123_000004_api::Migration),
             Box::new(m20261123_000005_web::Migration),
+            Box::new(m20261124_000001_drop_usage_time_index::Migration),
         ]
     }
 }

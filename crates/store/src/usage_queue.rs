@@ -18,7 +18,7 @@ use crate::error::StoreResult;
 
 /// At most this many records are written in one group transaction (a batch of more is
 /// written alone).
-pub(crate) const GROUP_RECORDS: usize = 10_000;
+pub const GROUP_RECORDS: usize = 10_000;
 
 /// One caller's batch waiting to be written.
 pub(crate) struct Job<T, R> {

@@ -13,12 +13,12 @@ use anyhow::{bail, ensure, Context, Result};
 use respack_domain::chrono::Duration;
 use respack_domain::money::{from_fixed, to_fixed, QUANTITY_SCALE};
 use respack_domain::rust_decimal::Decimal;
-use respack_store::{SealingKey, Store, UsageInput};
+use respack_store::{SealingKey, Store, UsageInput, USAGE_GROUP_RECORDS};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement, TransactionTrait, Value,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex, Semaphore};
 
 use super::workload::{self, base_time, insert_rows, marks, Shape};
 use crate::pg_cluster::{Durability, PgCluster, PgInstall};
@@ -35,7 +35,7 @@ fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         shape: Shape { accounts: 10_000, packs: 100_000, records: 1_000_000 },
         pg_clients: 16,
-        sqlite_clients: 4,
+        sqlite_clients: 16,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -145,11 +145,12 @@ async fn measure_pair(
     )
     .await?;
     let work = generate(options.shape, &ids, clients);
-    let writer = Arc::new(Mutex::new(()));
+    let writers = if raw.get_database_backend() == DatabaseBackend::Sqlite { 1 } else { 2 };
+    let groups = Arc::new(BaselineGroups { pending: Mutex::new(Vec::new()), writers: Semaphore::new(writers) });
     let sender = raw.clone();
     let baseline = drive(&format!("{backend} plain SQL"), work, move |batch| {
-        let (raw, writer) = (sender.clone(), writer.clone());
-        async move { plain_sql_batch(&raw, &writer, &batch).await }
+        let (raw, groups) = (sender.clone(), groups.clone());
+        async move { groups.write(&raw, batch).await }
     })
     .await?;
     verify(backend, "plain SQL", &raw, options.shape.records).await?;
@@ -280,11 +281,53 @@ struct Item {
     seen: (i64, i64, i64),
 }
 
+/// The baseline's group commit, as respack does it: the batches queued when a writer gets its
+/// turn are written in one transaction (one writer at a time on SQLite, two on PostgreSQL),
+/// up to respack's group size.
+struct BaselineGroups {
+    pending: Mutex<Vec<(Batch, oneshot::Sender<()>)>>,
+    writers: Semaphore,
+}
+
+impl BaselineGroups {
+    async fn write(&self, db: &DatabaseConnection, batch: Batch) -> Result<()> {
+        let (done, written) = oneshot::channel();
+        self.pending.lock().await.push((batch, done));
+        // Whoever gets a writer's turn writes what is queued; a batch an earlier writer took
+        // is answered by that writer.
+        let _turn = self.writers.acquire().await?;
+        loop {
+            let group: Vec<(Batch, oneshot::Sender<()>)> = {
+                let mut pending = self.pending.lock().await;
+                let mut records = 0;
+                let take = pending
+                    .iter()
+                    .take_while(|(batch, _)| {
+                        records += batch.len();
+                        records <= USAGE_GROUP_RECORDS
+                    })
+                    .count()
+                    .max(1)
+                    .min(pending.len());
+                pending.drain(..take).collect()
+            };
+            if group.is_empty() {
+                break;
+            }
+            let records: Batch = group.iter().flat_map(|(batch, _)| batch.iter().cloned()).collect();
+            plain_sql_batch(db, &records).await?;
+            for (_, done) in group {
+                let _ = done.send(());
+            }
+        }
+        written.await.context("the baseline writer that took this batch failed")
+    }
+}
+
 /// The baseline: the same statements respack issues for a batch, written by hand, with a
 /// greedy plan (earliest expiry first) and no ORM.
-async fn plain_sql_batch(db: &DatabaseConnection, writer: &Mutex<()>, batch: &Batch) -> Result<()> {
+async fn plain_sql_batch(db: &DatabaseConnection, batch: &Batch) -> Result<()> {
     let backend = db.get_database_backend();
-    let _guard = if backend == DatabaseBackend::Sqlite { Some(writer.lock().await) } else { None };
     let tx = db.begin().await?;
     if backend == DatabaseBackend::Sqlite {
         tx.execute_unprepared("UPDATE write_lock SET n = n + 1 WHERE id = 1").await?;
