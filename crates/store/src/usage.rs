@@ -178,6 +178,13 @@ fn check_usage(
         };
         record.validate(now).map_err(|error| at(error.to_string()))?;
         quantity_units(record.quantity).map_err(|error| at(error.to_string()))?;
+        // Whatever no pack covers is billed at the list price: that bill must be storable too.
+        money_units(subproduct.list_price.times(record.quantity)).map_err(|_| {
+            at(format!(
+                "its cost at the list price ({} per {}) is too large to bill; split the quantity",
+                subproduct.list_price, subproduct.unit
+            ))
+        })?;
         checked.push(CheckedRecord {
             key: input.idempotency_key.clone(),
             record,

@@ -175,6 +175,9 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
     let too_precise = usage("precise", "0.0000001", t0());
     let future = usage("future", "1", t0() + Duration::hours(1));
     let huge = usage("huge", "99999999999999999999", t0());
+    // Storable as a quantity, but not its cost at this subproduct's list price (30 per seat-month).
+    let mut costly = usage("costly", "9000000000000", t0());
+    (costly.product, costly.subproduct) = ("p_ccc".into(), "sp_ccc_voice_agent_monthly".into());
     let cases = [
         (vec![good.clone(), unknown], "unknown subproduct"),
         (vec![good.clone(), wrong_product], "belongs to product"),
@@ -183,6 +186,7 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
         (vec![good.clone(), too_precise], "decimal places"),
         (vec![good.clone(), future], "in the future"),
         (vec![good.clone(), huge], "too large"),
+        (vec![good.clone(), costly], "(30.00 per seat-months) is too large to bill"),
         (vec![good.clone(), good.clone()], "appears twice"),
     ];
     for (batch, reason) in cases {
