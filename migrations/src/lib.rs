@@ -9,6 +9,7 @@ mod m20261123_000003_daemon;
 mod m20261123_000004_api;
 mod m20261123_000005_web;
 mod m20261124_000001_drop_usage_time_index;
+mod m20261124_000002_bill_summary_by_used_time;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_api::Migration),
             Box::new(m20261123_000005_web::Migration),
             Box::new(m20261124_000001_drop_usage_time_index::Migration),
+            Box::new(m20261124_000002_bill_summary_by_used_time::Migration),
         ]
     }
 }

@@ -1,6 +1,8 @@
 //! The monthly bill summary behind `DescribeBillResourceSummary`: bill lines grouped by
 //! account, month, resource and ActionType into `bill_summaries`, numbered densely per account
-//! and month (`position`), so an unfiltered page at any offset is an index range.
+//! and month (`position`), so an unfiltered page at any offset is an index range. A month is
+//! grouped twice: by pay time (`bill_month` of the lines) and by use (`used_month`, the month
+//! their fee period begins in), the API's two `PeriodType`s.
 //!
 //! A month is built by [`Store::build_bill_summary`] in two steps: a short transaction sets the
 //! month's marker to `building` (so readers can tell a first build is under way), then one
@@ -41,8 +43,42 @@ pub struct SummaryBuild {
     pub month: String,
     /// `false` when another builder was already at work on the month (nothing was done).
     pub built: bool,
+    /// Summary rows and bill lines of the month by pay time (the rows by use are built too).
     pub summaries: u64,
     pub lines: u64,
+}
+
+/// How bill lines are assigned to months (the API's `PeriodType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeriodType {
+    /// By the month of the pay time (deduction time), the default.
+    #[default]
+    ByPayTime,
+    /// By the month the fee period begins in (when the resource was used).
+    ByUsedTime,
+}
+
+impl PeriodType {
+    pub const ALL: [PeriodType; 2] = [PeriodType::ByPayTime, PeriodType::ByUsedTime];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodType::ByPayTime => "byPayTime",
+            PeriodType::ByUsedTime => "byUsedTime",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PeriodType> {
+        PeriodType::ALL.into_iter().find(|period| period.as_str() == text)
+    }
+
+    /// The bill lines' month column this period type groups by.
+    fn month_column(self) -> &'static str {
+        match self {
+            PeriodType::ByPayTime => "bill_month",
+            PeriodType::ByUsedTime => "used_month",
+        }
+    }
 }
 
 /// One row of the summary: the bill lines of one resource and ActionType in one month.
@@ -80,6 +116,8 @@ pub struct BillSummaryFilter {
     pub account_id: i64,
     /// `yyyy-mm`.
     pub month: String,
+    /// Whether `month` is the month of the pay time or of use.
+    pub period_type: PeriodType,
     pub action_type: Option<BillActionType>,
     pub resource_id: Option<String>,
     pub pay_mode: Option<PayMode>,
@@ -146,21 +184,27 @@ pub fn check_month(month: &str) -> StoreResult<()> {
     }
 }
 
-const BUILD_SQL: &str = "\
-INSERT INTO bill_summaries (account_id, bill_month, position, resource_id, resource_name, action_type, \
-pay_mode, business_code, product_code, region, zone, config_desc, order_id, total_cost, cash_pay_amount, \
-fee_begin_at, fee_end_at, pay_time, operate_user_id, line_count) \
-SELECT account_id, bill_month, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY resource_id, action_type) - 1, \
-resource_id, resource_name, action_type, pay_mode, business_code, product_code, region, zone, config_desc, \
-order_id, total_cost, cash_pay_amount, fee_begin_at, fee_end_at, pay_time, operate_user_id, line_count \
-FROM (SELECT account_id, bill_month, resource_id, action_type, MAX(resource_name) AS resource_name, \
-MAX(pay_mode) AS pay_mode, MAX(business_code) AS business_code, MAX(product_code) AS product_code, \
-MAX(region) AS region, MAX(zone) AS zone, MAX(config_desc) AS config_desc, \
-CASE WHEN COUNT(DISTINCT order_id) = 1 THEN MAX(order_id) ELSE NULL END AS order_id, \
-SUM(total_cost) AS total_cost, SUM(cash_pay_amount) AS cash_pay_amount, MIN(fee_begin_at) AS fee_begin_at, \
-MAX(fee_end_at) AS fee_end_at, MAX(pay_time) AS pay_time, MAX(operate_user_id) AS operate_user_id, \
-COUNT(*) AS line_count \
-FROM bill_lines WHERE bill_month = ? GROUP BY account_id, bill_month, resource_id, action_type) grouped";
+/// The statement that groups one month's bill lines into summary rows for `period`.
+fn build_sql(period: PeriodType) -> String {
+    let (period, month) = (period.as_str(), period.month_column());
+    format!(
+        "INSERT INTO bill_summaries (account_id, period_type, bill_month, position, resource_id, resource_name, \
+         action_type, pay_mode, business_code, product_code, region, zone, config_desc, order_id, total_cost, \
+         cash_pay_amount, fee_begin_at, fee_end_at, pay_time, operate_user_id, line_count) \
+         SELECT account_id, '{period}', month, \
+         ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY resource_id, action_type) - 1, \
+         resource_id, resource_name, action_type, pay_mode, business_code, product_code, region, zone, config_desc, \
+         order_id, total_cost, cash_pay_amount, fee_begin_at, fee_end_at, pay_time, operate_user_id, line_count \
+         FROM (SELECT account_id, {month} AS month, resource_id, action_type, MAX(resource_name) AS resource_name, \
+         MAX(pay_mode) AS pay_mode, MAX(business_code) AS business_code, MAX(product_code) AS product_code, \
+         MAX(region) AS region, MAX(zone) AS zone, MAX(config_desc) AS config_desc, \
+         CASE WHEN COUNT(DISTINCT order_id) = 1 THEN MAX(order_id) ELSE NULL END AS order_id, \
+         SUM(total_cost) AS total_cost, SUM(cash_pay_amount) AS cash_pay_amount, MIN(fee_begin_at) AS fee_begin_at, \
+         MAX(fee_end_at) AS fee_end_at, MAX(pay_time) AS pay_time, MAX(operate_user_id) AS operate_user_id, \
+         COUNT(*) AS line_count \
+         FROM bill_lines WHERE {month} = ? GROUP BY account_id, {month}, resource_id, action_type) grouped"
+    )
+}
 
 const COLUMNS: &str = "s.account_id, a.uin, s.bill_month, s.position, s.resource_id, s.resource_name, \
 s.action_type, s.pay_mode, s.business_code, s.product_code, s.region, s.zone, s.config_desc, s.order_id, \
@@ -295,10 +339,16 @@ impl Store {
         let tx = self.write().await?;
         let backend = tx.get_database_backend();
         tx.execute(statement(backend, "DELETE FROM bill_summaries WHERE bill_month = ?", vec![month.into()])).await?;
-        tx.execute(statement(backend, BUILD_SQL, vec![month.into()])).await?;
+        for period in PeriodType::ALL {
+            tx.execute(statement(backend, &build_sql(period), vec![month.into()])).await?;
+        }
         let lines = count(&*tx, "SELECT COUNT(*) FROM bill_lines WHERE bill_month = ?", vec![month.into()]).await?;
-        let summaries =
-            count(&*tx, "SELECT COUNT(*) FROM bill_summaries WHERE bill_month = ?", vec![month.into()]).await?;
+        let summaries = count(
+            &*tx,
+            "SELECT COUNT(*) FROM bill_summaries WHERE period_type = 'byPayTime' AND bill_month = ?",
+            vec![month.into()],
+        )
+        .await?;
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let updated = tx
             .execute(statement(
@@ -348,8 +398,11 @@ impl Store {
         let backend = conn.get_database_backend();
         let limit = filter.limit.clamp(1, MAX_SUMMARY_PAGE);
         let offset = i64::try_from(filter.offset).map_err(|_| StoreError::invalid("the offset is too large"))?;
-        let mut conditions = vec!["s.account_id = ?".to_owned(), "s.bill_month = ?".to_owned()];
-        let mut values: Vec<Value> = vec![filter.account_id.into(), filter.month.clone().into()];
+        let mut conditions =
+            vec!["s.account_id = ?".to_owned(), "s.period_type = ?".to_owned(), "s.bill_month = ?".to_owned()];
+        let key: Vec<Value> =
+            vec![filter.account_id.into(), filter.period_type.as_str().into(), filter.month.clone().into()];
+        let mut values = key.clone();
         if let Some(action) = filter.action_type {
             conditions.push("s.action_type = ?".into());
             values.push(action.as_str().into());
@@ -378,15 +431,16 @@ impl Store {
             tag.push(')');
             conditions.push(tag);
         }
-        let filtered = conditions.len() > 2;
+        let filtered = conditions.len() > 3;
         let total = match (filter.with_total, filtered) {
             (false, _) => None,
             // Positions are dense from 0, so the count is the highest position + 1.
             (true, false) => Some(
                 count(
                     conn,
-                    "SELECT COALESCE(MAX(position) + 1, 0) FROM bill_summaries WHERE account_id = ? AND bill_month = ?",
-                    vec![filter.account_id.into(), filter.month.clone().into()],
+                    "SELECT COALESCE(MAX(position) + 1, 0) FROM bill_summaries \
+                     WHERE account_id = ? AND period_type = ? AND bill_month = ?",
+                    key,
                 )
                 .await?,
             ),
@@ -424,8 +478,8 @@ impl Store {
         Ok(BillSummaryPage { rows, total })
     }
 
-    /// The sums of one account's summary of `month` as last built: the figures of every page
-    /// of [`Store::bill_summaries`] added up (zero when never built).
+    /// The sums of one account's summary of `month` (by pay time) as last built: the figures of
+    /// every page of [`Store::bill_summaries`] added up (zero when never built).
     pub async fn bill_summary_totals(&self, account_id: i64, month: &str) -> StoreResult<BillSummaryTotals> {
         check_month(month)?;
         let conn = self.read();
@@ -435,7 +489,7 @@ impl Store {
                 conn.get_database_backend(),
                 "SELECT COUNT(*), CAST(COALESCE(SUM(total_cost), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(cash_pay_amount), 0) AS BIGINT) \
-                 FROM bill_summaries WHERE account_id = ? AND bill_month = ?",
+                 FROM bill_summaries WHERE account_id = ? AND period_type = 'byPayTime' AND bill_month = ?",
                 vec![account_id.into(), month.into()],
             ))
             .await?;

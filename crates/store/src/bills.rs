@@ -156,6 +156,7 @@ fn to_active(
     Ok(bill_lines::ActiveModel {
         account_id: Set(line.account_id),
         bill_month: Set(bill_month(line.pay_time, line.zone_of_account)),
+        used_month: Set(bill_month(line.fee_begin_at, line.zone_of_account)),
         resource_id: Set(line.resource_id.to_owned()),
         resource_name: Set(line.resource_name.to_owned()),
         order_id: Set(line.order_id.map(str::to_owned)),

@@ -41,8 +41,8 @@ pub use accounts::{Account, AccountKind, LedgerEntry, NewAccount, TopUp};
 pub use api_keys::{ApiKeyInfo, NewApiKey, SigningKey};
 pub use audit::{Actor, AuditEntry};
 pub use bill_summary::{
-    check_month, BillSummaryFilter, BillSummaryPage, BillSummaryRow, BillSummaryTotals, SummaryBuild, SummaryState,
-    ABANDONED_AFTER, MAX_SUMMARY_PAGE,
+    check_month, BillSummaryFilter, BillSummaryPage, BillSummaryRow, BillSummaryTotals, PeriodType, SummaryBuild,
+    SummaryState, ABANDONED_AFTER, MAX_SUMMARY_PAGE,
 };
 pub use bills::BillLine;
 pub use catalog::{CatalogProduct, CatalogSubproduct};

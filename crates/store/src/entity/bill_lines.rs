@@ -8,7 +8,10 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub account_id: i64,
+    /// The month (in the account's time zone) of the pay time: `PeriodType=byPayTime`.
     pub bill_month: String,
+    /// The month (in the account's time zone) the fee period begins in: `PeriodType=byUsedTime`.
+    pub used_month: String,
     pub resource_id: String,
     pub resource_name: String,
     pub order_id: Option<String>,

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use respack_domain::{BillActionType, PayMode, PaymentMode, TimeUnit};
-use respack_store::{BillSummaryFilter, Charge, Store, SummaryState};
+use respack_store::{BillSummaryFilter, Charge, PeriodType, Store, SummaryState};
 
 use crate::fixtures::*;
 
@@ -151,8 +151,46 @@ async fn readers_build_a_never_built_month_and_totals_add_up_its_rows(store: &St
     assert_eq!(rebuilt.total_cost, totals.total_cost + money("10"));
 }
 
+async fn by_used_time_a_line_counts_in_the_month_its_fee_period_begins(store: &Store) {
+    let acme = account_with(store, "Acme", "1000").await;
+    let march = t0() - Duration::days(5); // 2026-03-05
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 2, "100", march);
+    let current = store.issue_pack(acme.id, spec, Charge::Balance, None, &operator(), march).await.unwrap();
+    // Bought in March for use from April 20.
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "50", at("2026-04-20T00:00:00Z"));
+    let upcoming = store.issue_pack(acme.id, spec, Charge::Balance, None, &operator(), march).await.unwrap();
+    // Renewed in March: the added month begins when the pack expires, on May 5.
+    store.renew(Some(&[acme.id]), &current.pack_id, 1, None, &operator(), t0()).await.unwrap();
+    for month in ["2026-03", "2026-04", "2026-05"] {
+        store.build_bill_summary(month, t0()).await.unwrap();
+    }
+    let rows = |month: &str, period_type: PeriodType| {
+        let filter = BillSummaryFilter { period_type, ..filter(acme.id, month) };
+        async move {
+            let page = store.bill_summaries(&filter).await.unwrap();
+            let mut rows: Vec<(String, BillActionType)> =
+                page.rows.iter().map(|row| (row.resource_id.clone(), row.action_type)).collect();
+            rows.sort_by_key(|(resource, action)| (resource.clone(), action.as_str()));
+            assert_eq!(page.total, Some(rows.len() as u64));
+            rows
+        }
+    };
+    let purchase = |pack: &str| (pack.to_owned(), BillActionType::NewSubscription);
+    let renewal = (current.pack_id.clone(), BillActionType::SubscriptionRenewal);
+    let mut paid_in_march = vec![purchase(&current.pack_id), purchase(&upcoming.pack_id), renewal.clone()];
+    paid_in_march.sort_by_key(|(resource, action)| (resource.clone(), action.as_str()));
+    assert_eq!(rows("2026-03", PeriodType::ByPayTime).await, paid_in_march);
+    assert_eq!(rows("2026-03", PeriodType::ByUsedTime).await, [purchase(&current.pack_id)]);
+    assert_eq!(rows("2026-04", PeriodType::ByUsedTime).await, [purchase(&upcoming.pack_id)]);
+    assert_eq!(rows("2026-05", PeriodType::ByUsedTime).await, [renewal]);
+    assert!(rows("2026-05", PeriodType::ByPayTime).await.is_empty());
+    let totals = store.bill_summary_totals(acme.id, "2026-03").await.unwrap();
+    assert_eq!(totals.rows, 3, "the console's totals are by pay time");
+}
+
 crate::on_both_backends!(
     summary_groups_lines_by_resource_and_action,
+    by_used_time_a_line_counts_in_the_month_its_fee_period_begins,
     concurrent_builders_build_once,
     readers_build_a_never_built_month_and_totals_add_up_its_rows
 );

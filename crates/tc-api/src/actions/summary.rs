@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use respack_domain::{BillActionType, PayMode};
-use respack_store::{BillSummaryFilter, BillSummaryRow, SummaryState};
+use respack_store::{BillSummaryFilter, BillSummaryRow, PeriodType, SummaryState};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -110,17 +110,12 @@ pub(super) async fn describe_bill_resource_summary(
             "Month {month} is before {FIRST_MONTH}, when Bill 2.0 was launched; ask for {FIRST_MONTH} or later"
         )));
     }
-    match params.filter_string("PeriodType")?.as_deref() {
-        None | Some("byPayTime") => {}
-        Some("byUsedTime") => {
-            return Err(ApiError::UnsupportedOperation(
-                "PeriodType byUsedTime is not supported: respack's bill months are by pay time (byPayTime)".into(),
-            ))
-        }
-        Some(other) => {
-            return Err(ApiError::invalid_value(format!("PeriodType must be byPayTime or byUsedTime, not {other:?}")))
-        }
-    }
+    let period_type = match params.filter_string("PeriodType")? {
+        None => PeriodType::ByPayTime,
+        Some(text) => PeriodType::parse(&text).ok_or_else(|| {
+            ApiError::invalid_value(format!("PeriodType must be byPayTime or byUsedTime, not {text:?}"))
+        })?,
+    };
     let with_total = match params.integer("NeedRecordNum")? {
         None | Some(0) => false,
         Some(1) => true,
@@ -174,6 +169,7 @@ pub(super) async fn describe_bill_resource_summary(
     let filter = BillSummaryFilter {
         account_id: account.id,
         month,
+        period_type,
         action_type,
         resource_id,
         pay_mode,

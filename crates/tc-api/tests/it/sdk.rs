@@ -79,6 +79,7 @@ async fn the_official_python_sdk_works_against_the_api() {
     let member =
         store.create_account(account("Acme Media", AccountKind::Customer, Some(org.id)), &actor, now).await.unwrap();
     let stranger = store.create_account(account("Globex", AccountKind::Customer, None), &actor, now).await.unwrap();
+    let planner = store.create_account(account("Initech", AccountKind::Customer, None), &actor, now).await.unwrap();
     store.top_up(member.id, Money::parse("1000").unwrap(), None, &actor, now - Duration::days(20)).await.unwrap();
     store.top_up(stranger.id, Money::parse("15").unwrap(), None, &actor, now).await.unwrap();
 
@@ -98,6 +99,10 @@ async fn the_official_python_sdk_works_against_the_api() {
     let old = issue(member.id, spec("Old pack", monthly, 12, RenewalMethod::Auto, old_start), old_start).await; // 120
     let spare = issue(member.id, spec("Spare pack", monthly, 1, RenewalMethod::Auto, now), now).await; // 10
     let stranger_pack = issue(stranger.id, spec("Globex pack", monthly, 1, RenewalMethod::Manual, now), now).await;
+    // Bought last month for use from now on: by pay time last month's, by use this month's.
+    let bought = now - Duration::days(40);
+    store.top_up(planner.id, Money::parse("10").unwrap(), None, &actor, bought).await.unwrap();
+    let planned = issue(planner.id, spec("Planned pack", monthly, 1, RenewalMethod::Manual, now), bought).await;
     let balance = store.account(member.id).await.unwrap().balance;
     assert_eq!(balance, Money::parse("700").unwrap());
 
@@ -112,6 +117,7 @@ async fn the_official_python_sdk_works_against_the_api() {
         ("member_rate", member.id),
         ("revoked", member.id),
         ("stranger", stranger.id),
+        ("planner", planner.id),
     ] {
         let key = store.create_api_key(account_id, name, &actor, now).await.unwrap();
         keys.insert(name.into(), json!({"SecretId": key.info.secret_id, "SecretKey": key.secret_key.expose()}));
@@ -135,6 +141,7 @@ async fn the_official_python_sdk_works_against_the_api() {
         "MemberUin": member.uin,
         "StrangerUin": stranger.uin,
         "Month": month,
+        "PaidMonth": bought.format("%Y-%m").to_string(),
         "MemberSummaryRows": member_rows,
         "StrangerSummaryRows": stranger_rows,
         "MemberBalanceCents": balance.to_cents(),
@@ -145,6 +152,7 @@ async fn the_official_python_sdk_works_against_the_api() {
             "Old": old,
             "Spare": spare,
             "Stranger": stranger_pack,
+            "Planned": planned,
         },
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/test_billing_api.py");

@@ -97,18 +97,21 @@ class T01BillSummary(ApiTestCase):
         fields.setdefault("Month", MONTH)
         return call(billing(key), "DescribeBillResourceSummary", request(models.DescribeBillResourceSummaryRequest, **fields))
 
+    def summary_when_ready(self, key="member", **fields):
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.summary(key, **fields)
+            except TencentCloudSDKException as error:
+                self.assertEqual(error.code, "FailedOperation.SummaryDataNotReady")
+                self.assertLess(time.monotonic(), deadline, "the summary was never built")
+                time.sleep(0.1)
+
     def test_not_ready_then_every_field_paging_and_filters(self):
         # Never built: the first call starts the build and says so.
         error = self.assertError("FailedOperation.SummaryDataNotReady", self.summary)
         self.assertIn(MONTH, error.message)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = self.summary(NeedRecordNum=1)
-                break
-            except TencentCloudSDKException as error:
-                self.assertEqual(error.code, "FailedOperation.SummaryDataNotReady")
-                self.assertLess(time.monotonic(), deadline, "the summary was never built")
+        response = self.summary_when_ready(NeedRecordNum=1)
         rows_expected = FIXTURE["MemberSummaryRows"]
         self.assertEqual(response.Total, rows_expected, "one row per pack bought this month")
         self.assertTrue(response.RequestId)
@@ -196,10 +199,26 @@ class T01BillSummary(ApiTestCase):
         self.assertError("InvalidParameterValue", self.summary, ActionType="Lunch")
         self.assertError("InvalidParameterValue", self.summary, PayMode="later")
         self.assertError("InvalidParameterValue", self.summary, NeedRecordNum=2)
-        self.assertError("UnsupportedOperation", self.summary, PeriodType="byUsedTime")
+        self.assertError("InvalidParameterValue", self.summary, PeriodType="byTheWay")
         self.assertError("MissingParameter", self.summary, TagValue="media")
         params = {"Offset": 0, "Limit": 10}
         self.assertError("MissingParameter", call_common, common(), "DescribeBillResourceSummary", params)
+
+
+    def test_period_type_by_used_time(self):
+        # A pack paid last month whose fee period begins this month.
+        planned = PACKS["Planned"]
+        by_pay = self.summary_when_ready("planner", NeedRecordNum=1)
+        self.assertEqual(by_pay.Total, 0, "nothing was paid this month")
+        by_use = self.summary_when_ready("planner", NeedRecordNum=1, PeriodType="byUsedTime")
+        self.assertEqual([row.ResourceId for row in by_use.ResourceSummarySet], [planned])
+        self.assertEqual(by_use.Total, 1)
+        self.assertEqual(by_use.ResourceSummarySet[0].BillMonth, MONTH + "-01 00:00:00")
+        paid = self.summary_when_ready("planner", Month=FIXTURE["PaidMonth"], NeedRecordNum=1, PeriodType="byPayTime")
+        self.assertEqual([row.ResourceId for row in paid.ResourceSummarySet], [planned])
+        self.assertEqual(paid.ResourceSummarySet[0].TotalCost, "10.00000000")
+        used_then = self.summary_when_ready("planner", Month=FIXTURE["PaidMonth"], NeedRecordNum=1, PeriodType="byUsedTime")
+        self.assertEqual(used_then.Total, 0, "its use begins this month")
 
 
 class T02Balance(ApiTestCase):
