@@ -32,9 +32,10 @@ commands:
                               usage records per second on SQLite and PostgreSQL against a
                               plain-SQL baseline (default: 10,000 accounts, 100,000 packs,
                               1,000,000 records, 16 PostgreSQL clients); last line is JSON
-  bench sweep [--packs N]     respackd's sweep of 10% due packs (default 1,000,000) on SQLite
-                              and PostgreSQL against set-based plain SQL, and an idle sweep;
-                              last line is JSON
+  bench sweep [--packs N] [--batch N]
+                              respackd's sweep of 10% due packs (default 1,000,000; 500 packs
+                              per transaction, respackd's batch_size) on SQLite and PostgreSQL
+                              against set-based plain SQL, and an idle sweep; last line is JSON
   bench api [--lines N] [--resources N] [--clients N] [--requests N] [--deep-offset N]
                               DescribeBillResourceSummary latency over 1,000,000 bill lines
                               on 10,000 resources, signed, over loopback; last line is JSON

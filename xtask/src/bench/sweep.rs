@@ -25,7 +25,8 @@ use crate::pg_cluster::{Durability, PgCluster, PgInstall};
 const ACCOUNTS: usize = 10_000;
 /// Packs written per INSERT statement while building.
 const BUILD_CHUNK: usize = 100_000;
-const BATCH: u64 = 500;
+/// Packs per sweep transaction: respackd's default `batch_size` unless `--batch` says otherwise.
+const DEFAULT_BATCH: u64 = 500;
 /// Money and quantity scales of the schema (10⁻⁸ and 10⁻⁶).
 const MONEY: i64 = 100_000_000;
 const QUANTITY: i64 = 1_000_000;
@@ -42,31 +43,40 @@ fn instant(text: &str) -> DateTime<Utc> {
 const DUE_AT: &str = "2026-06-01T00:00:01Z";
 const IDLE_AT: &str = "2026-05-31T23:00:00Z";
 
-fn parse(args: &[String]) -> Result<usize> {
-    let mut packs = 1_000_000;
+fn parse(args: &[String]) -> Result<(usize, u64)> {
+    let (mut packs, mut batch) = (1_000_000, DEFAULT_BATCH);
     let mut args = args.iter();
     while let Some(flag) = args.next() {
+        let value: u64 = args
+            .next()
+            .with_context(|| format!("{flag} needs a number"))?
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("{flag} needs a whole number"))?;
         match flag.as_str() {
-            "--packs" => {
-                packs = args.next().context("--packs needs a number")?.parse().context("--packs needs a number")?;
-            }
-            other => bail!("unknown flag {other}; usage: cargo xtask bench sweep [--packs N]"),
+            "--packs" => packs = usize::try_from(value)?,
+            "--batch" => batch = value,
+            other => bail!("unknown flag {other}; usage: cargo xtask bench sweep [--packs N] [--batch N]"),
         }
     }
     ensure!(packs >= 1000, "--packs must be at least 1000");
-    Ok(packs)
+    ensure!((1..=5000).contains(&batch), "--batch must be 1 to 5000 (respackd's batch_size range)");
+    Ok((packs, batch))
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let packs = parse(args)?;
+    let (packs, batch) = parse(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        println!("bench sweep: {packs} packs over {ACCOUNTS} accounts, 10% due (4% cycle rolls, 3% expiries, 3% auto-renewals)");
+        println!(
+            "bench sweep: {packs} packs over {ACCOUNTS} accounts, 10% due (4% cycle rolls, 3% expiries, 3% auto-renewals), \
+             {batch} packs per sweep transaction"
+        );
         let dir = std::env::temp_dir().join(format!("respack-bench-sweep-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let sqlite_url = format!("sqlite://{}?mode=rwc", dir.join("sweep.db").display());
         let sqlite_raw_url = format!("sqlite://{}?mode=rwc", dir.join("sweep-raw.db").display());
-        let sqlite = measure("sqlite", &sqlite_url, &sqlite_raw_url, packs).await;
+        let sqlite = measure("sqlite", &sqlite_url, &sqlite_raw_url, packs, batch).await;
         let _ = std::fs::remove_dir_all(&dir);
         let sqlite = sqlite?;
 
@@ -77,7 +87,8 @@ pub fn run(args: &[String]) -> Result<()> {
         admin.execute_unprepared("CREATE DATABASE bench_sweep_raw").await?;
         let server = cluster.url().rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or_default();
         let postgres =
-            measure("postgres", &format!("{server}/bench_sweep"), &format!("{server}/bench_sweep_raw"), packs).await?;
+            measure("postgres", &format!("{server}/bench_sweep"), &format!("{server}/bench_sweep_raw"), packs, batch)
+                .await?;
         admin.close().await?;
         drop(cluster);
 
@@ -152,7 +163,7 @@ async fn measure_plain_sql(backend: &str, raw_url: &str, packs: usize) -> Result
     Ok(raw_s)
 }
 
-async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize) -> Result<Measured> {
+async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: u64) -> Result<Measured> {
     let raw_s = measure_plain_sql(backend, raw_url, packs).await?;
     if let Some(path) = raw_url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
         for suffix in ["", "-wal", "-shm"] {
@@ -169,7 +180,7 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize) -> Resul
     let mut idle = Vec::new();
     for _ in 0..11 {
         let started = Instant::now();
-        let report = store.sweep_packs(instant(IDLE_AT), BATCH).await?;
+        let report = store.sweep_packs(instant(IDLE_AT), batch).await?;
         ensure!(report.packs == 0, "the idle sweep found {} due packs", report.packs);
         store.scan_capacity_alerts(instant(IDLE_AT), 0).await?;
         store.claim_outbox(instant(IDLE_AT), 20, respack_domain::chrono::Duration::minutes(5)).await?;
@@ -188,12 +199,12 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize) -> Resul
     let started = Instant::now();
     let mut total = respack_store::SweepReport::default();
     loop {
-        let report = store.sweep_pack_batch(instant(DUE_AT), BATCH).await?;
+        let report = store.sweep_pack_batch(instant(DUE_AT), batch).await?;
         total += report;
-        if total.packs % 10_000 < BATCH && report.packs > 0 {
+        if total.packs % 10_000 < batch && report.packs > 0 {
             println!("{backend}: respack swept {} packs ({:.1}s)", total.packs, started.elapsed().as_secs_f64());
         }
-        if report.packs < BATCH {
+        if report.packs < batch {
             break;
         }
     }
