@@ -333,7 +333,16 @@ async fn insert_records(
     ]));
     let statement = insert.build(conn.get_database_backend());
     let mut inserted = Vec::with_capacity(rows.len());
-    for row in conn.query_all(statement).await? {
+    let returned = conn.query_all(statement).await.map_err(|error| {
+        // Another transaction wrote one of these keys after this one looked (two batches with a
+        // key in common, written side by side on PostgreSQL): retry, and find it stored.
+        if matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
+            StoreError::conflict("a usage record with one of these idempotency keys")
+        } else {
+            error.into()
+        }
+    })?;
+    for row in returned {
         inserted.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?));
     }
     if inserted.len() != rows.len() {
