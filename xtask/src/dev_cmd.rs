@@ -1,7 +1,7 @@
 //! `cargo xtask dev`: builds the console's WASM, respack-web and respackd, migrates and seeds
 //! the embedded SQLite database on first start, then runs respack-web on `RESPACK_ADDR`
 //! (default 127.0.0.1:3000) with respackd beside it, and prints the URL and the demo logins.
-//! Ctrl-C stops both.
+//! Ctrl-C, or SIGTERM to this process, stops both.
 
 use std::process::Command;
 

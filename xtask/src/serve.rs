@@ -147,13 +147,31 @@ impl Server {
         bail!("respack-web did not listen on {addr} within 60 s")
     }
 
-    /// Waits for the server to exit by itself (Ctrl-C reaches it too).
+    /// Waits for the server to exit by itself (Ctrl-C reaches it too), or for this process to
+    /// get SIGTERM: then the server (and whatever else the caller holds as [`Stopped`]) is
+    /// stopped gracefully on the way out, instead of being left running without its parent.
     pub fn wait(mut self) -> Result<()> {
-        let status = self.process.0.wait()?;
-        if !status.success() {
-            bail!("respack-web exited with {status}");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let status = runtime.block_on(async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            loop {
+                if let Some(status) = self.process.0.try_wait()? {
+                    return Ok::<_, anyhow::Error>(Some(status));
+                }
+                tokio::select! {
+                    _ = terminate.recv() => return Ok(None),
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        })?;
+        match status {
+            None => {
+                println!("xtask: SIGTERM: stopping respack-web and respackd");
+                Ok(())
+            }
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!("respack-web exited with {status}"),
         }
-        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
