@@ -13,6 +13,7 @@ use crate::audit::{self, Actor};
 use crate::convert::{instant, millis, money, money_units, parse_stored};
 use crate::entity::{accounts, balance_ledger};
 use crate::error::{StoreError, StoreResult};
+use crate::users::{insert_user, CheckedUser, FirstUser, User};
 use crate::{ids, orders, retrying, Store};
 
 /// What an account is for.
@@ -328,46 +329,75 @@ fn check_new_account(new: &NewAccount) -> StoreResult<()> {
     Ok(())
 }
 
+/// Inserts a checked account with its audit row in the caller's transaction.
+async fn insert_account(
+    conn: &impl ConnectionTrait,
+    new: NewAccount,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<Account> {
+    if let Some(parent) = new.parent_account_id {
+        let parent = load_account(conn, parent).await?;
+        if parent.kind != AccountKind::Organization {
+            return Err(StoreError::invalid(format!("account {} is not an organization", parent.uin)));
+        }
+    }
+    let row = accounts::ActiveModel {
+        uin: Set(ids::uin()),
+        name: Set(new.name.trim().to_owned()),
+        kind: Set(new.kind.as_str().to_owned()),
+        parent_account_id: Set(new.parent_account_id),
+        balance: Set(0),
+        allow_arrears: Set(new.allow_arrears),
+        time_zone: Set(new.time_zone.name().to_owned()),
+        language: Set(new.language.clone()),
+        alert_recipients: Set(serde_json::to_string(&new.alert_recipients).unwrap_or_else(|_| "[]".into())),
+        alert_thresholds: Set("[20,10]".into()),
+        version: Set(0),
+        created_at: Set(millis(now)),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    let account = to_account(row)?;
+    audit::record(
+        conn,
+        account.id,
+        actor,
+        "account.create",
+        &account.uin,
+        serde_json::json!({"name": account.name, "kind": account.kind.as_str()}),
+        now,
+    )
+    .await?;
+    Ok(account)
+}
+
 impl Store {
     pub async fn create_account(&self, new: NewAccount, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Account> {
         check_new_account(&new)?;
         let tx = self.write().await?;
-        if let Some(parent) = new.parent_account_id {
-            let parent = load_account(&*tx, parent).await?;
-            if parent.kind != AccountKind::Organization {
-                return Err(StoreError::invalid(format!("account {} is not an organization", parent.uin)));
-            }
-        }
-        let row = accounts::ActiveModel {
-            uin: Set(ids::uin()),
-            name: Set(new.name.trim().to_owned()),
-            kind: Set(new.kind.as_str().to_owned()),
-            parent_account_id: Set(new.parent_account_id),
-            balance: Set(0),
-            allow_arrears: Set(new.allow_arrears),
-            time_zone: Set(new.time_zone.name().to_owned()),
-            language: Set(new.language.clone()),
-            alert_recipients: Set(serde_json::to_string(&new.alert_recipients).unwrap_or_else(|_| "[]".into())),
-            alert_thresholds: Set("[20,10]".into()),
-            version: Set(0),
-            created_at: Set(millis(now)),
-            ..Default::default()
-        }
-        .insert(&*tx)
-        .await?;
-        let account = to_account(row)?;
-        audit::record(
-            &*tx,
-            account.id,
-            actor,
-            "account.create",
-            &account.uin,
-            serde_json::json!({"name": account.name, "kind": account.kind.as_str()}),
-            now,
-        )
-        .await?;
+        let account = insert_account(&*tx, new, actor, now).await?;
         tx.commit().await?;
         Ok(account)
+    }
+
+    /// Creates an account and its first user together: both or neither (a user that cannot be
+    /// created — a taken email — leaves no account behind to be created twice on a retry).
+    pub async fn create_account_with_user(
+        &self,
+        new: NewAccount,
+        user: FirstUser<'_>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Account, User)> {
+        check_new_account(&new)?;
+        let checked = CheckedUser::check(user.email, user.display_name, user.password, user.role)?;
+        let tx = self.write().await?;
+        let account = insert_account(&*tx, new, actor, now).await?;
+        let user = insert_user(&*tx, account.id, checked, actor, now).await?;
+        tx.commit().await?;
+        Ok((account, user))
     }
 
     pub async fn account(&self, account_id: i64) -> StoreResult<Account> {

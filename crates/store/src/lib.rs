@@ -56,7 +56,7 @@ pub use sessions::{Session, SignIn, MAX_FAILED_SIGN_INS, SESSION_LIFETIME, THROT
 pub use upkeep::SweepReport;
 pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome, MAX_BATCH};
 pub use usage_queue::GROUP_RECORDS as USAGE_GROUP_RECORDS;
-pub use users::{NewUser, Role, User};
+pub use users::{FirstUser, NewUser, Role, User};
 
 /// The handle both apps hold: a connection pool plus what write transactions need.
 #[derive(Clone)]

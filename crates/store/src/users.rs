@@ -4,7 +4,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
@@ -49,6 +49,15 @@ pub struct NewUser<'a> {
     pub role: Role,
 }
 
+/// The first user of an account created with it ([`Store::create_account_with_user`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FirstUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
@@ -58,6 +67,67 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+}
+
+/// A new user's fields, checked and the password hashed, before any transaction starts (hashing
+/// takes a while and must not hold the write lock).
+pub(crate) struct CheckedUser {
+    email: String,
+    display_name: String,
+    password_hash: String,
+    role: Role,
+}
+
+impl CheckedUser {
+    pub(crate) fn check(email: &str, display_name: &str, password: &str, role: Role) -> StoreResult<CheckedUser> {
+        let email = email.trim().to_lowercase();
+        if !looks_like_email(&email) {
+            return Err(StoreError::invalid(format!("{email:?} is not an email address")));
+        }
+        if password.chars().count() < 8 {
+            return Err(StoreError::invalid("a password needs at least 8 characters"));
+        }
+        Ok(CheckedUser {
+            email,
+            display_name: display_name.trim().to_owned(),
+            password_hash: hash_password(password)?,
+            role,
+        })
+    }
+}
+
+/// Inserts a checked user into an existing account, with its audit row, in the caller's
+/// transaction.
+pub(crate) async fn insert_user(
+    conn: &impl ConnectionTrait,
+    account_id: i64,
+    user: CheckedUser,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> StoreResult<User> {
+    let CheckedUser { email, display_name, password_hash, role } = user;
+    let inserted = users::ActiveModel {
+        account_id: Set(account_id),
+        email: Set(email.clone()),
+        display_name: Set(display_name),
+        password_hash: Set(password_hash),
+        role: Set(role.as_str().to_owned()),
+        disabled: Set(false),
+        created_at: Set(millis(now)),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Err(StoreError::invalid(format!("a user with the email {email} already exists")));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    audit::record(conn, account_id, actor, "user.create", &email, serde_json::json!({"role": role.as_str()}), now)
+        .await?;
+    to_user(row)
 }
 
 pub(crate) fn looks_like_email(text: &str) -> bool {
@@ -90,40 +160,12 @@ fn hash_password(password: &str) -> StoreResult<String> {
 impl Store {
     /// Adds a user to an account. Passwords need 8 characters at least.
     pub async fn create_user(&self, new: NewUser<'_>, actor: &Actor, now: DateTime<Utc>) -> StoreResult<User> {
-        let NewUser { account_id, email, display_name, password, role } = new;
-        let email = email.trim().to_lowercase();
-        if !looks_like_email(&email) {
-            return Err(StoreError::invalid(format!("{email:?} is not an email address")));
-        }
-        if password.chars().count() < 8 {
-            return Err(StoreError::invalid("a password needs at least 8 characters"));
-        }
-        let hash = hash_password(password)?;
+        let checked = CheckedUser::check(new.email, new.display_name, new.password, new.role)?;
         let tx = self.write().await?;
-        crate::accounts::load_account(&*tx, account_id).await?;
-        let inserted = users::ActiveModel {
-            account_id: Set(account_id),
-            email: Set(email.clone()),
-            display_name: Set(display_name.trim().to_owned()),
-            password_hash: Set(hash),
-            role: Set(role.as_str().to_owned()),
-            disabled: Set(false),
-            created_at: Set(millis(now)),
-            ..Default::default()
-        }
-        .insert(&*tx)
-        .await;
-        let row = match inserted {
-            Ok(row) => row,
-            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(StoreError::invalid(format!("a user with the email {email} already exists")));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        audit::record(&*tx, account_id, actor, "user.create", &email, serde_json::json!({"role": role.as_str()}), now)
-            .await?;
+        crate::accounts::load_account(&*tx, new.account_id).await?;
+        let user = insert_user(&*tx, new.account_id, checked, actor, now).await?;
         tx.commit().await?;
-        to_user(row)
+        Ok(user)
     }
 
     /// The user with this email and password, if both match and the user is enabled.

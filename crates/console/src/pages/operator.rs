@@ -362,7 +362,7 @@ mod server_side {
     use respack_domain::chrono_tz::Tz;
     use respack_domain::rust_decimal::Decimal;
     use respack_domain::{CapacityItem, DeductionScope, Money, PackSpec, PaymentMode, RenewalMethod, Term, TimeUnit};
-    use respack_store::{Charge, NewAccount, NewUser, Role};
+    use respack_store::{Charge, FirstUser, NewAccount, Role};
 
     use super::IssueForm;
     use crate::dto::{AccountLine, AuditLine, Choice, OperatorPage, OutboxLine};
@@ -411,28 +411,17 @@ mod server_side {
         if name.trim().is_empty() {
             return Err(ServerFnError::new("give the account a name"));
         }
-        let account = caller
-            .store()
-            .create_account(NewAccount::customer(name.trim(), zone), &caller.actor(), caller.now)
-            .await
-            .map_err(store_error)?;
-        if !email.trim().is_empty() {
-            caller
-                .store()
-                .create_user(
-                    NewUser {
-                        account_id: account.id,
-                        email,
-                        display_name: name.trim(),
-                        password,
-                        role: Role::Customer,
-                    },
-                    &caller.actor(),
-                    caller.now,
-                )
-                .await
-                .map_err(store_error)?;
+        let new = NewAccount::customer(name.trim(), zone);
+        let store = caller.store();
+        // With a first user, both are created in one transaction: a taken email leaves no
+        // account behind for a second attempt to duplicate.
+        let account = if email.trim().is_empty() {
+            store.create_account(new, &caller.actor(), caller.now).await
+        } else {
+            let user = FirstUser { email, display_name: name.trim(), password, role: Role::Customer };
+            store.create_account_with_user(new, user, &caller.actor(), caller.now).await.map(|(account, _)| account)
         }
+        .map_err(store_error)?;
         Ok(format!("Created account {} ({}).", account.name, account.uin))
     }
 

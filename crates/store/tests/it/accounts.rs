@@ -3,7 +3,7 @@
 use chrono::Duration;
 use chrono_tz::Tz;
 use respack_domain::{Money, RuleViolation};
-use respack_store::{AccountKind, Actor, NewAccount, NewUser, Role, Store, StoreError};
+use respack_store::{AccountKind, Actor, FirstUser, NewAccount, NewUser, Role, Store, StoreError};
 
 use crate::fixtures::*;
 
@@ -159,9 +159,40 @@ async fn api_keys_show_the_secret_once_and_can_be_revoked(store: &Store) {
     assert!(store.signing_key("AKIDunknown").await.unwrap().is_none());
 }
 
+async fn an_account_and_its_first_user_are_created_together_or_not_at_all(store: &Store) {
+    let first =
+        |email: &'static str| FirstUser { email, display_name: "Owner", password: "long enough", role: Role::Customer };
+    let (account, user) = store
+        .create_account_with_user(
+            NewAccount::customer("Initech", Tz::UTC),
+            first(" Owner@Initech.Example "),
+            &operator(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((user.account_id, user.email.as_str()), (account.id, "owner@initech.example"));
+    assert!(store.verify_login("owner@initech.example", "long enough").await.unwrap().is_some());
+    let before = store.accounts().await.unwrap().len();
+    // A taken email fails inside the transaction, a bad one before it: neither leaves an account.
+    for (email, reason) in [("owner@initech.example", "already exists"), ("not-an-email", "not an email address")] {
+        let error = store
+            .create_account_with_user(NewAccount::customer("Initech again", Tz::UTC), first(email), &operator(), t0())
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains(reason), "{error}");
+    }
+    let short = FirstUser { password: "short", ..first("new@initech.example") };
+    let error =
+        store.create_account_with_user(NewAccount::customer("Initech", Tz::UTC), short, &operator(), t0()).await;
+    assert!(error.unwrap_err().to_string().contains("at least 8 characters"));
+    assert_eq!(store.accounts().await.unwrap().len(), before, "no account without its user");
+}
+
 crate::on_both_backends!(
     top_up_credits_once_per_client_token,
     accounts_validate_input_and_link_organizations,
     users_sign_in_with_argon2_hashes,
     api_keys_show_the_secret_once_and_can_be_revoked,
+    an_account_and_its_first_user_are_created_together_or_not_at_all,
 );
