@@ -9,9 +9,12 @@ use respack_domain::{
     CapacityItem, DeductionScope, Lifecycle, Pack, PackId, PaymentMode, PaymentModeKind, RenewalMethod, Term, TimeUnit,
 };
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
 
 use crate::convert::{instant, millis, money, money_units, parse_stored, quantity, quantity_units};
+use crate::db::placeholder_row;
 use crate::entity::{pack_items, pack_tags, packs};
 use crate::error::{StoreError, StoreResult};
 
@@ -299,6 +302,62 @@ pub(crate) async fn update_pack(
         .await?;
     if updated.rows_affected != 1 {
         return Err(StoreError::conflict(format!("resource pack {}", before.id)));
+    }
+    Ok(())
+}
+
+/// Rows per batched `UPDATE … FROM (VALUES …)`.
+pub(crate) const VALUES_CHUNK: usize = 500;
+
+/// Writes packs changed in memory in few statements (the sweep's batch, the packs a usage group
+/// exhausted): each pack's header as `after` left it and its next sweep instant, guarded on the
+/// version and lifecycle `before` was read with (the version moves only when something other
+/// than the next sweep instant changed). Any pack changed under us fails the transaction, which
+/// is retried.
+pub(crate) async fn write_packs(
+    conn: &impl ConnectionTrait,
+    swept: &[(&Pack, &Pack, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let backend = conn.get_database_backend();
+    for chunk in swept.chunks(VALUES_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (before, after, next) in chunk {
+            let changed = before.lifecycle != after.lifecycle
+                || before.expires_at != after.expires_at
+                || before.term.count != after.term.count
+                || before.package_expired_at != after.package_expired_at;
+            let start = values.len();
+            values.push(before.id.as_str().into());
+            values.push(before.account_id.into());
+            values.push(before.version.into());
+            values.push(before.lifecycle.as_str().into());
+            values.push(after.lifecycle.as_str().into());
+            values.push(i64::from(after.term.count).into());
+            values.push(millis(after.expires_at).into());
+            // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
+            values.push(after.package_expired_at.map_or(-1, millis).into());
+            values.push(money_units(after.price_paid)?.into());
+            values.push(if changed { before.version + 1 } else { before.version }.into());
+            values.push(if changed { millis(now) } else { -1 }.into());
+            values.push(next.map_or(-1, millis).into());
+            rows.push(placeholder_row(backend, start, values.len() - start));
+        }
+        let sql = format!(
+            "UPDATE packs SET lifecycle = v.column5, term_count = v.column6, expires_at = v.column7, \
+             package_expired_at = CASE WHEN v.column8 < 0 THEN NULL ELSE v.column8 END, price_paid = v.column9, \
+             version = v.column10, updated_at = CASE WHEN v.column11 < 0 THEN packs.updated_at ELSE v.column11 END, \
+             next_sweep_at = CASE WHEN v.column12 < 0 THEN NULL ELSE v.column12 END \
+             FROM (VALUES {}) AS v \
+             WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
+             AND packs.lifecycle = v.column4",
+            rows.join(", ")
+        );
+        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::conflict("a resource pack of this batch"));
+        }
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use sea_orm::{
 use crate::accounts::{debit_many, hold_balances, load_accounts, write_ledger_rows, Account, BalanceDebit};
 use crate::audit::Actor;
 use crate::bills::write_bill_lines;
-use crate::convert::{millis, money_units, quantity_units};
+use crate::convert::{millis, quantity_units};
 use crate::db::placeholder_row;
 use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, pack_items, packs};
 use crate::error::{StoreError, StoreResult};
@@ -35,7 +35,7 @@ use crate::notices::Notice;
 use crate::orders::{self, NewOrder, OrderKind};
 use crate::outbox::{enqueue, notice_row};
 use crate::pack_ops::{pack_charge_rows, transition, PackCharge, RenewalReceipt};
-use crate::pack_rows::{hydrate, item_row, pack_row, tags_of, to_pack, PACK_ITEM_COLUMNS};
+use crate::pack_rows::{hydrate, item_row, pack_row, tags_of, to_pack, write_packs, PACK_ITEM_COLUMNS, VALUES_CHUNK};
 use crate::{ids, retrying, Store};
 
 /// What one sweep did.
@@ -364,61 +364,6 @@ fn upkeep_pack(
     Ok(work)
 }
 
-/// Rows per batched `UPDATE … FROM (VALUES …)`.
-const VALUES_CHUNK: usize = 500;
-
-/// Writes the swept packs of a batch in few statements: each pack's header as the sweep left
-/// it and its next sweep instant, guarded on the version and lifecycle it was read with (the
-/// version moves only when something other than the next sweep instant changed). Any pack
-/// changed under us fails the batch, which is retried.
-async fn write_swept(
-    conn: &impl ConnectionTrait,
-    swept: &[(&Pack, &Pack, Option<DateTime<Utc>>)],
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let backend = conn.get_database_backend();
-    for chunk in swept.chunks(VALUES_CHUNK) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (before, after, next) in chunk {
-            let changed = before.lifecycle != after.lifecycle
-                || before.expires_at != after.expires_at
-                || before.term.count != after.term.count
-                || before.package_expired_at != after.package_expired_at;
-            let start = values.len();
-            values.push(before.id.as_str().into());
-            values.push(before.account_id.into());
-            values.push(before.version.into());
-            values.push(before.lifecycle.as_str().into());
-            values.push(after.lifecycle.as_str().into());
-            values.push(i64::from(after.term.count).into());
-            values.push(millis(after.expires_at).into());
-            // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
-            values.push(after.package_expired_at.map_or(-1, millis).into());
-            values.push(money_units(after.price_paid)?.into());
-            values.push(if changed { before.version + 1 } else { before.version }.into());
-            values.push(if changed { millis(now) } else { -1 }.into());
-            values.push(next.map_or(-1, millis).into());
-            rows.push(placeholder_row(backend, start, values.len() - start));
-        }
-        let sql = format!(
-            "UPDATE packs SET lifecycle = v.column5, term_count = v.column6, expires_at = v.column7, \
-             package_expired_at = CASE WHEN v.column8 < 0 THEN NULL ELSE v.column8 END, price_paid = v.column9, \
-             version = v.column10, updated_at = CASE WHEN v.column11 < 0 THEN packs.updated_at ELSE v.column11 END, \
-             next_sweep_at = CASE WHEN v.column12 < 0 THEN NULL ELSE v.column12 END \
-             FROM (VALUES {}) AS v \
-             WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
-             AND packs.lifecycle = v.column4",
-            rows.join(", ")
-        );
-        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
-        if updated.rows_affected() != chunk.len() as u64 {
-            return Err(StoreError::conflict("a resource pack of this sweep batch"));
-        }
-    }
-    Ok(())
-}
-
 /// Moves items to their current cycle in few statements, each guarded on the values read.
 async fn write_rolls(conn: &impl ConnectionTrait, rolls: &[(&Pack, &ItemRoll)]) -> StoreResult<()> {
     let backend = conn.get_database_backend();
@@ -598,7 +543,7 @@ impl Store {
             write_bill_lines(&*tx, charges.bill_lines).await?;
             let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
                 works.iter().map(|(before, work, next)| (*before, &work.after, *next)).collect();
-            write_swept(&*tx, &swept, now).await?;
+            write_packs(&*tx, &swept, now).await?;
             let rolls: Vec<(&Pack, &ItemRoll)> =
                 works.iter().flat_map(|(_, work, _)| work.rolls.iter().map(move |roll| (&work.after, roll))).collect();
             write_rolls(&*tx, &rolls).await?;

@@ -24,10 +24,9 @@ use crate::accounts::{load_accounts, Account};
 use crate::bills::{add_settlements, Settlement};
 use crate::catalog::CatalogSubproduct;
 use crate::convert::{instant, millis, money, money_units, quantity, quantity_units};
-use crate::db::placeholder_row;
 use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
 use crate::error::{StoreError, StoreResult};
-use crate::pack_rows::{item_row, pack_row, to_pack, PACK_ITEM_COLUMNS};
+use crate::pack_rows::{item_row, pack_row, to_pack, write_packs, PACK_ITEM_COLUMNS};
 use crate::packs::{Page, MAX_PAGE};
 use crate::usage_queue::{GroupQueue, Job, WriterSlot};
 use crate::{retrying, Store};
@@ -315,50 +314,6 @@ async fn write_items(conn: &impl ConnectionTrait, changes: &[ItemChange<'_>]) ->
         let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
         if updated.rows_affected() != chunk.len() as u64 {
             return Err(StoreError::conflict("the capacity of a resource pack in this batch"));
-        }
-    }
-    Ok(())
-}
-
-/// Writes the packs usage ended (exhausted: lifecycle and package expiry time) in few
-/// statements, each row guarded on the version and lifecycle the batch read. respackd looks at
-/// them on its next sweep (to send the "exhausted" email).
-async fn write_lifecycles(
-    conn: &impl ConnectionTrait,
-    ended: &[(&Pack, &Pack)],
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let backend = conn.get_database_backend();
-    for chunk in ended.chunks(500) {
-        let mut values: Vec<sea_orm::Value> = vec![millis(now).into(), millis(now).into()];
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (before, after) in chunk {
-            let start = values.len();
-            values.push(before.id.as_str().into());
-            values.push(before.account_id.into());
-            values.push(before.version.into());
-            values.push(before.lifecycle.as_str().into());
-            values.push(after.lifecycle.as_str().into());
-            // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
-            values.push(after.package_expired_at.map_or(-1, millis).into());
-            values.push(after.version.into());
-            rows.push(placeholder_row(backend, start, values.len() - start));
-        }
-        let (updated_at, next_sweep_at) = match backend {
-            DatabaseBackend::Postgres => ("$1", "$2"),
-            _ => ("?", "?"),
-        };
-        let sql = format!(
-            "UPDATE packs SET updated_at = {updated_at}, next_sweep_at = {next_sweep_at}, lifecycle = v.column5, \
-             package_expired_at = CASE WHEN v.column6 < 0 THEN NULL ELSE v.column6 END, version = v.column7 \
-             FROM (VALUES {}) AS v \
-             WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
-             AND packs.lifecycle = v.column4",
-            rows.join(", ")
-        );
-        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
-        if updated.rows_affected() != chunk.len() as u64 {
-            return Err(StoreError::conflict("a resource pack of this batch"));
         }
     }
     Ok(())
@@ -704,14 +659,16 @@ impl Store {
             }
         }
         write_items(&*tx, &item_changes).await?;
+        // Packs the group activated or exhausted; respackd looks at them on its next sweep (the
+        // "exhausted" email).
         let mut ended = Vec::new();
         for pack in groups.values_mut().flatten() {
             if let Some(before) = before_by_id.get(&pack.id).filter(|before| before.lifecycle != pack.lifecycle) {
                 pack.version = before.version + 1;
-                ended.push((before, &*pack));
+                ended.push((before, &*pack, Some(now)));
             }
         }
-        write_lifecycles(&*tx, &ended, now).await?;
+        write_packs(&*tx, &ended, now).await?;
         let daily: Vec<usage_daily::ActiveModel> = writes
             .daily
             .into_iter()
