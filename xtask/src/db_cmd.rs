@@ -64,10 +64,8 @@ pub fn seed(args: &[String]) -> Result<()> {
         for login in DEMO_LOGINS {
             println!("  {:<10} {} / {}", login.role.as_str(), login.email, login.password);
         }
-        if let Some((secret_id, secret_key)) = summary.api_key {
-            println!("\nAPI key of the demo customer (Acme Media):");
-            println!("SecretId={secret_id} SecretKey={secret_key}");
-        }
+        println!();
+        crate::serve::print_api_key(summary.api_key.as_ref());
         store.close().await?;
         Ok(())
     })

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use respack_config::{MailTransport, Settings};
 use xshell::Shell;
 
-use crate::serve::{build_web, print_logins, seed, Server, Stopped};
+use crate::serve::{build_web, print_api_key, print_logins, seed, Server, Stopped};
 use crate::site::{self, default_site_root, workspace_root, WasmProfile};
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -24,11 +24,12 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("xtask: building respackd");
     sh.cmd(crate::site::cargo()).args(["build", "--quiet", "-p", "respackd", "--bin", "respackd"]).run()?;
     let settings = Settings::load()?;
-    if settings.is_sqlite() {
-        seed(&settings)?;
+    let api_key = if settings.is_sqlite() {
+        seed(&settings)?
     } else {
         println!("xtask: RESPACK_DATABASE_URL names PostgreSQL; not seeding it (run `cargo xtask seed` if you want the demo there)");
-    }
+        None
+    };
     let server = Server::start(&binary, &settings.data_dir, &settings.addr, &site_root, &settings.log, false)?;
     // respackd reads the same settings from the environment; mail goes where `[mail]` says
     // (by default .eml files in the data directory: nothing to set up).
@@ -39,6 +40,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .context("cannot start respackd")?;
     let daemon = Stopped::new(daemon);
     print_logins(&server.url);
+    print_api_key(api_key.as_ref());
     match &settings.mail.transport {
         MailTransport::File { dir } => println!("respackd is running; its mail is written to {}", dir.display()),
         MailTransport::Smtp(smtp) => println!("respackd is running; its mail goes to {}:{}", smtp.host, smtp.port),

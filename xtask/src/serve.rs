@@ -63,6 +63,14 @@ pub fn seed(settings: &Settings) -> Result<Option<(String, String)>> {
     })
 }
 
+/// The demo customer's API key on one line, as the SDKs take it (`None`: nothing to print).
+pub fn print_api_key(key: Option<&(String, String)>) {
+    if let Some((secret_id, secret_key)) = key {
+        println!("API key of the demo customer (Acme Media):");
+        println!("SecretId={secret_id} SecretKey={secret_key}\n");
+    }
+}
+
 pub fn print_logins(url: &str) {
     println!("\nrespack console: {url}\n\ndemo logins (email / password):");
     for login in DEMO_LOGINS {
