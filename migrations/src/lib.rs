@@ -10,6 +10,7 @@ mod m20261123_000004_api;
 mod m20261123_000005_web;
 mod m20261124_000001_drop_usage_time_index;
 mod m20261124_000002_bill_summary_by_used_time;
+mod m20261201_000001_overage_settlement;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_web::Migration),
             Box::new(m20261124_000001_drop_usage_time_index::Migration),
             Box::new(m20261124_000002_bill_summary_by_used_time::Migration),
+            Box::new(m20261201_000001_overage_settlement::Migration),
         ]
     }
 }

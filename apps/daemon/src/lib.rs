@@ -18,7 +18,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use respack_clock::Clock;
 use respack_config::{MailTransport, Settings};
-use respack_store::{Store, SummaryBuild, SweepReport};
+use respack_store::{SettlementReport, Store, SummaryBuild, SweepReport};
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -31,11 +31,21 @@ use crate::metrics::Metrics;
 const CAPACITY_LOOKBACK: i64 = 10_000;
 const CAPACITY_LOOKBACK_EVERY: Duration = Duration::hours(1);
 
+/// What one sweep did: the due packs, the low-capacity scan, the overage settlement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepPass {
+    pub packs: SweepReport,
+    /// Low-capacity emails queued by the scan.
+    pub capacity_mails: u64,
+    pub settlement: SettlementReport,
+}
+
 /// What one pass of every job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
     pub sweep: SweepReport,
     pub capacity_mails: u64,
+    pub settlement: SettlementReport,
     pub delivery: DeliveryReport,
     pub summaries: Vec<SummaryBuild>,
 }
@@ -48,6 +58,8 @@ impl PassReport {
             "renewed": s.renewed, "renewal_failed": s.renewal_failed, "expired": s.expired,
             "exhausted": s.exhausted, "failed": s.failed, "mails_queued": s.mails + self.capacity_mails,
             "mails_sent": self.delivery.sent, "mails_retried": self.delivery.retried, "mails_dead": self.delivery.dead,
+            "overage_lines_settled": self.settlement.lines, "overage_charged": self.settlement.charged.to_string(),
+            "overage_lines_short": self.settlement.short,
             "bill_summaries_built": self.summaries.iter().filter(|build| build.built).map(|build| &build.month).collect::<Vec<_>>(),
         })
     }
@@ -107,16 +119,16 @@ impl Daemon {
     }
 
     /// The pack jobs at `now`: every due pack (batch after batch, stopping early on SIGTERM),
-    /// then the low-capacity scan.
-    pub async fn sweep(&self, now: DateTime<Utc>) -> anyhow::Result<(SweepReport, u64)> {
+    /// then the low-capacity scan, then the settlement of ended days' overage.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> anyhow::Result<SweepPass> {
         let _running = self.sweep_running.lock().await;
         let started = Instant::now();
         self.metrics.sweeps.fetch_add(1, Ordering::Relaxed);
         let result = self.sweep_inner(now).await;
         self.metrics.last_sweep_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match &result {
-            Ok((report, mails)) => {
-                self.metrics.record_sweep(report, *mails);
+            Ok(pass) => {
+                self.metrics.record_sweep(pass);
                 self.metrics.last_sweep_failed.store(0, Ordering::Relaxed);
                 self.metrics.last_sweep_ok.store(Utc::now().timestamp(), Ordering::Relaxed);
             }
@@ -128,7 +140,7 @@ impl Daemon {
         result
     }
 
-    async fn sweep_inner(&self, now: DateTime<Utc>) -> anyhow::Result<(SweepReport, u64)> {
+    async fn sweep_inner(&self, now: DateTime<Utc>) -> anyhow::Result<SweepPass> {
         let mut total = SweepReport::default();
         loop {
             let report = self.store.sweep_pack_batch(now, self.batch_size).await.context("pack sweep failed")?;
@@ -149,12 +161,17 @@ impl Daemon {
                 0
             }
         };
-        let mails = if self.stop_requested() {
-            0
+        if self.stop_requested() {
+            return Ok(SweepPass { packs: total, ..SweepPass::default() });
+        }
+        let capacity_mails =
+            self.store.scan_capacity_alerts(now, lookback).await.context("capacity alert scan failed")?;
+        let settlement = if self.stop_requested() {
+            SettlementReport::default()
         } else {
-            self.store.scan_capacity_alerts(now, lookback).await.context("capacity alert scan failed")?
+            self.store.settle_overage(now, self.batch_size).await.context("overage settlement failed")?
         };
-        Ok((total, mails))
+        Ok(SweepPass { packs: total, capacity_mails, settlement })
     }
 
     /// The outbox sender at `now`.
@@ -193,10 +210,10 @@ impl Daemon {
 
     /// One pass of every job at `now` (`respackd sweep --once`).
     pub async fn pass(&self, now: DateTime<Utc>) -> anyhow::Result<PassReport> {
-        let (sweep, capacity_mails) = self.sweep(now).await?;
+        let SweepPass { packs, capacity_mails, settlement } = self.sweep(now).await?;
         let delivery = self.deliver(now).await?;
         let summaries = self.build_bill_summaries(now).await?;
-        Ok(PassReport { sweep, capacity_mails, delivery, summaries })
+        Ok(PassReport { sweep: packs, capacity_mails, settlement, delivery, summaries })
     }
 
     async fn summary_job(&self) {
@@ -225,10 +242,14 @@ impl Daemon {
         }
         let now = self.clock.now();
         match self.sweep(now).await {
-            Ok((report, mails)) if report.packs > 0 || mails > 0 => {
+            Ok(SweepPass { packs: report, capacity_mails: mails, settlement })
+                if report.packs > 0 || mails > 0 || settlement.lines > 0 || settlement.short > 0 =>
+            {
                 tracing::info!(%now, packs = report.packs, activated = report.activated, cycles_rolled = report.cycles_rolled,
                     renewed = report.renewed, renewal_failed = report.renewal_failed, expired = report.expired,
-                    exhausted = report.exhausted, failed = report.failed, mails = report.mails + mails, "sweep finished");
+                    exhausted = report.exhausted, failed = report.failed, mails = report.mails + mails,
+                    overage_lines_settled = settlement.lines, overage_charged = %settlement.charged,
+                    overage_lines_short = settlement.short, "sweep finished");
             }
             Ok(_) => tracing::debug!(%now, "sweep: nothing due"),
             Err(error) => tracing::error!(%now, "{error:#}"),

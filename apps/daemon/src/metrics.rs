@@ -9,9 +9,10 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use respack_store::{Store, SweepReport};
+use respack_store::Store;
 
 use crate::mailer::DeliveryReport;
+use crate::SweepPass;
 
 /// Counters since start; gauges of the last sweep.
 #[derive(Debug, Default)]
@@ -27,6 +28,8 @@ pub struct Metrics {
     pub exhausted: AtomicU64,
     pub packs_failed: AtomicU64,
     pub mails_queued: AtomicU64,
+    pub overage_lines_settled: AtomicU64,
+    pub overage_lines_short: AtomicU64,
     pub mails_sent: AtomicU64,
     pub mails_retried: AtomicU64,
     pub mails_dead: AtomicU64,
@@ -39,8 +42,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record_sweep(&self, report: &SweepReport, mails: u64) {
+    pub fn record_sweep(&self, pass: &SweepPass) {
+        let (report, mails) = (&pass.packs, pass.capacity_mails);
         let add = |counter: &AtomicU64, value: u64| counter.fetch_add(value, Ordering::Relaxed);
+        add(&self.overage_lines_settled, pass.settlement.lines);
+        add(&self.overage_lines_short, pass.settlement.short);
         add(&self.packs_swept, report.packs);
         add(&self.activated, report.activated);
         add(&self.cycles_rolled, report.cycles_rolled);
@@ -75,6 +81,16 @@ impl Metrics {
         counter("respackd_packs_exhausted_total", "Packs exhausted.", get(&self.exhausted));
         counter("respackd_packs_failed_total", "Packs that could not be handled.", get(&self.packs_failed));
         counter("respackd_mails_queued_total", "Emails queued.", get(&self.mails_queued));
+        counter(
+            "respackd_overage_lines_settled_total",
+            "Daily settlement bill lines paid from a balance, in full or in part.",
+            get(&self.overage_lines_settled),
+        );
+        counter(
+            "respackd_overage_lines_short_total",
+            "Settlement payments a balance could not cover in full (the rest stays owed).",
+            get(&self.overage_lines_short),
+        );
         counter("respackd_mails_sent_total", "Emails handed to the mail server.", get(&self.mails_sent));
         counter("respackd_mail_retries_total", "Failed deliveries queued for retry.", get(&self.mails_retried));
         counter("respackd_mails_dead_total", "Emails given up on.", get(&self.mails_dead));

@@ -182,6 +182,21 @@ pub fn charge(balance: Money, price: Money, allow_arrears: bool) -> Result<Money
     Ok(after)
 }
 
+/// How much of an outstanding pay-as-you-go charge (a day's overage, settled after the day
+/// ends) the balance pays now: all of it on an account that allows arrears, else what the
+/// balance covers, never taking it below zero. The rest stays owed until a later settlement
+/// finds the balance topped up.
+pub fn settle_owed(balance: Money, owed: Money, allow_arrears: bool) -> Money {
+    if owed <= Money::ZERO {
+        return Money::ZERO;
+    }
+    if allow_arrears {
+        owed
+    } else {
+        owed.min(balance.max(Money::ZERO))
+    }
+}
+
 /// A top-up or other credit must be positive.
 pub fn check_credit(amount: Money) -> Result<(), RuleViolation> {
     if amount.amount() <= Decimal::ZERO {
@@ -209,6 +224,18 @@ mod tests {
 
     fn money(text: &str) -> Money {
         Money::parse(text).unwrap()
+    }
+
+    #[test]
+    fn settlement_pays_what_the_balance_covers_unless_arrears_are_allowed() {
+        assert_eq!(settle_owed(money("10"), money("3.5"), false), money("3.5"), "covered in full");
+        assert_eq!(settle_owed(money("2"), money("3.5"), false), money("2"), "part, down to zero");
+        assert_eq!(settle_owed(money("0"), money("3.5"), false), Money::ZERO);
+        assert_eq!(settle_owed(money("-4"), money("3.5"), false), Money::ZERO, "already in arrears");
+        assert_eq!(settle_owed(money("2"), money("3.5"), true), money("3.5"), "arrears allowed");
+        assert_eq!(settle_owed(money("-4"), money("3.5"), true), money("3.5"));
+        assert_eq!(settle_owed(money("10"), Money::ZERO, false), Money::ZERO, "nothing owed");
+        assert_eq!(settle_owed(money("10"), money("-1"), true), Money::ZERO, "a credit is never settled here");
     }
 
     #[test]

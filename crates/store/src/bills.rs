@@ -122,7 +122,8 @@ pub(crate) async fn add_settlements(
                 zone: "-",
                 config_desc: settlement.config_desc.clone(),
                 total_cost: settlement.cost,
-                cash_pay_amount: settlement.cost,
+                // Paid when the day is settled (settlement.rs), from the balance.
+                cash_pay_amount: Money::ZERO,
                 fee_begin_at: settlement.day_start,
                 fee_end_at: settlement.day_end,
                 pay_time: settlement.day_start,
@@ -136,10 +137,6 @@ pub(crate) async fn add_settlements(
             .on_conflict(
                 OnConflict::column(bill_lines::Column::SettlementKey)
                     .value(bill_lines::Column::TotalCost, Expr::cust("bill_lines.total_cost + excluded.total_cost"))
-                    .value(
-                        bill_lines::Column::CashPayAmount,
-                        Expr::cust("bill_lines.cash_pay_amount + excluded.cash_pay_amount"),
-                    )
                     .to_owned(),
             )
             .exec_without_returning(conn)

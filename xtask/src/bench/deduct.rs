@@ -536,7 +536,7 @@ async fn plain_sql_batch(db: &DatabaseConnection, batch: &Batch) -> Result<()> {
                 "-".into(),
                 "".into(),
                 cost.into(),
-                cost.into(),
+                0_i64.into(),
                 now.into(),
                 now.into(),
                 now.into(),
@@ -551,8 +551,7 @@ async fn plain_sql_batch(db: &DatabaseConnection, batch: &Batch) -> Result<()> {
         "account_id, bill_month, resource_id, resource_name, action_type, pay_mode, business_code, product_code, region, \
          zone, config_desc, total_cost, cash_pay_amount, fee_begin_at, fee_end_at, pay_time, settlement_key, created_at",
         rows,
-        "ON CONFLICT (settlement_key) DO UPDATE SET total_cost = bill_lines.total_cost + excluded.total_cost, \
-         cash_pay_amount = bill_lines.cash_pay_amount + excluded.cash_pay_amount",
+        "ON CONFLICT (settlement_key) DO UPDATE SET total_cost = bill_lines.total_cost + excluded.total_cost",
     )
     .await?;
     tx.commit().await?;

@@ -7,3 +7,4 @@ mod harness;
 mod delivery;
 mod processes;
 mod service;
+mod settlement;

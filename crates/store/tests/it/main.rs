@@ -12,5 +12,6 @@ mod demo;
 mod pack_ops;
 mod packs;
 mod sessions;
+mod settlement;
 mod upkeep;
 mod usage;

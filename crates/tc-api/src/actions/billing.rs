@@ -34,10 +34,12 @@ struct AccountBalance {
 }
 
 /// The balance in cents, as the real API reports it: a negative balance (arrears) is shown as
-/// an owed amount.
+/// an owed amount, and so is overage of ended days that the balance could not pay.
 pub(super) async fn describe_account_balance(
+    api: &TcApi,
     caller: &Caller,
     params: &mut Params,
+    now: DateTime<Utc>,
 ) -> Result<Map<String, Value>, ApiError> {
     // The SDK's request model has an optional TempCredit flag; respack grants no temporary
     // credit, so it changes nothing.
@@ -45,8 +47,9 @@ pub(super) async fn describe_account_balance(
     std::mem::take(params).finish()?;
     let account = &caller.account;
     let balance = account.balance;
-    let (cash, owed) = if balance.is_negative() { (Money::ZERO, -balance) } else { (balance, Money::ZERO) };
-    let real = format::cents_f64(cash) - format::cents_f64(owed);
+    let (cash, arrears) = if balance.is_negative() { (Money::ZERO, -balance) } else { (balance, Money::ZERO) };
+    let owed = arrears + api.store().owed_overage(account.id, now).await?;
+    let real = format::cents_f64(cash) - format::cents_f64(arrears);
     fields(&AccountBalance {
         balance: balance.to_cents(),
         uin: account.uin.parse().unwrap_or_default(),

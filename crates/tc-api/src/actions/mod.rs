@@ -104,7 +104,7 @@ pub(crate) async fn dispatch(
     let params = &mut params;
     match action {
         "DescribeBillResourceSummary" => summary::describe_bill_resource_summary(api, caller, params, now).await,
-        "DescribeAccountBalance" => billing::describe_account_balance(caller, params).await,
+        "DescribeAccountBalance" => billing::describe_account_balance(api, caller, params, now).await,
         "DescribeRenewInstances" => billing::describe_renew_instances(api, caller, params, now).await,
         "SetRenewal" => billing::set_renewal(api, caller, params, now).await,
         "RenewInstance" => billing::renew_instance(api, caller, params, now).await,
