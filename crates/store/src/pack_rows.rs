@@ -309,55 +309,136 @@ pub(crate) async fn update_pack(
 /// Rows per batched `UPDATE … FROM (VALUES …)`.
 pub(crate) const VALUES_CHUNK: usize = 500;
 
+/// The header columns a sweep or a usage group may change, besides the next sweep instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ChangedColumns {
+    lifecycle: bool,
+    term_count: bool,
+    expires_at: bool,
+    package_expired_at: bool,
+    price_paid: bool,
+}
+
+impl ChangedColumns {
+    fn between(before: &Pack, after: &Pack) -> ChangedColumns {
+        ChangedColumns {
+            lifecycle: before.lifecycle != after.lifecycle,
+            term_count: before.term.count != after.term.count,
+            expires_at: before.expires_at != after.expires_at,
+            package_expired_at: before.package_expired_at != after.package_expired_at,
+            price_paid: before.price_paid != after.price_paid,
+        }
+    }
+
+    fn any(self) -> bool {
+        self.lifecycle || self.term_count || self.expires_at || self.package_expired_at || self.price_paid
+    }
+}
+
 /// Writes packs changed in memory in few statements (the sweep's batch, the packs a usage group
 /// exhausted): each pack's header as `after` left it and its next sweep instant, guarded on the
 /// version and lifecycle `before` was read with (the version moves only when something other
 /// than the next sweep instant changed). Any pack changed under us fails the transaction, which
 /// is retried.
+///
+/// Packs are grouped by the columns that changed, and each statement sets only those: a column
+/// in an UPDATE's SET list costs a delete and an insert in every index holding it, changed or
+/// not, and most swept packs change only their next sweep instant (a cycle roll, a notice).
 pub(crate) async fn write_packs(
     conn: &impl ConnectionTrait,
     swept: &[(&Pack, &Pack, Option<DateTime<Utc>>)],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let mut shapes: std::collections::BTreeMap<ChangedColumns, Vec<&(&Pack, &Pack, Option<DateTime<Utc>>)>> =
+        std::collections::BTreeMap::new();
+    for row in swept {
+        shapes.entry(ChangedColumns::between(row.0, row.1)).or_default().push(row);
+    }
+    for (changed, rows) in shapes {
+        for chunk in rows.chunks(VALUES_CHUNK) {
+            write_pack_shape(conn, changed, chunk, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One `UPDATE packs … FROM (VALUES …)` for packs whose `changed` columns are the same.
+async fn write_pack_shape(
+    conn: &impl ConnectionTrait,
+    changed: ChangedColumns,
+    chunk: &[&(&Pack, &Pack, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     let backend = conn.get_database_backend();
-    for chunk in swept.chunks(VALUES_CHUNK) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (before, after, next) in chunk {
-            let changed = before.lifecycle != after.lifecycle
-                || before.expires_at != after.expires_at
-                || before.term.count != after.term.count
-                || before.package_expired_at != after.package_expired_at;
-            let start = values.len();
-            values.push(before.id.as_str().into());
-            values.push(before.account_id.into());
-            values.push(before.version.into());
-            values.push(before.lifecycle.as_str().into());
+    // The guard's four columns come first; then the SET list's, numbered as they are added.
+    let mut set: Vec<String> = Vec::new();
+    let mut column = 4;
+    let mut next_column = |expression: &str| {
+        column += 1;
+        expression.replace('#', &format!("v.column{column}"))
+    };
+    if changed.lifecycle {
+        set.push(next_column("lifecycle = #"));
+    }
+    if changed.term_count {
+        set.push(next_column("term_count = #"));
+    }
+    if changed.expires_at {
+        set.push(next_column("expires_at = #"));
+    }
+    if changed.package_expired_at {
+        // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
+        set.push(next_column("package_expired_at = CASE WHEN # < 0 THEN NULL ELSE # END"));
+    }
+    if changed.price_paid {
+        set.push(next_column("price_paid = #"));
+    }
+    if changed.any() {
+        set.push(next_column("version = #"));
+        set.push(next_column("updated_at = #"));
+    }
+    set.push(next_column("next_sweep_at = CASE WHEN # < 0 THEN NULL ELSE # END"));
+
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * (4 + set.len()));
+    let mut rows = Vec::with_capacity(chunk.len());
+    for (before, after, next) in chunk.iter().copied() {
+        let start = values.len();
+        values.push(before.id.as_str().into());
+        values.push(before.account_id.into());
+        values.push(before.version.into());
+        values.push(before.lifecycle.as_str().into());
+        if changed.lifecycle {
             values.push(after.lifecycle.as_str().into());
+        }
+        if changed.term_count {
             values.push(i64::from(after.term.count).into());
+        }
+        if changed.expires_at {
             values.push(millis(after.expires_at).into());
-            // -1 stands for NULL: untyped NULLs in VALUES do not work on PostgreSQL.
+        }
+        if changed.package_expired_at {
             values.push(after.package_expired_at.map_or(-1, millis).into());
+        }
+        if changed.price_paid {
             values.push(money_units(after.price_paid)?.into());
-            values.push(if changed { before.version + 1 } else { before.version }.into());
-            values.push(if changed { millis(now) } else { -1 }.into());
-            values.push(next.map_or(-1, millis).into());
-            rows.push(placeholder_row(backend, start, values.len() - start));
         }
-        let sql = format!(
-            "UPDATE packs SET lifecycle = v.column5, term_count = v.column6, expires_at = v.column7, \
-             package_expired_at = CASE WHEN v.column8 < 0 THEN NULL ELSE v.column8 END, price_paid = v.column9, \
-             version = v.column10, updated_at = CASE WHEN v.column11 < 0 THEN packs.updated_at ELSE v.column11 END, \
-             next_sweep_at = CASE WHEN v.column12 < 0 THEN NULL ELSE v.column12 END \
-             FROM (VALUES {}) AS v \
-             WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
-             AND packs.lifecycle = v.column4",
-            rows.join(", ")
-        );
-        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
-        if updated.rows_affected() != chunk.len() as u64 {
-            return Err(StoreError::conflict("a resource pack of this batch"));
+        if changed.any() {
+            values.push((before.version + 1).into());
+            values.push(millis(now).into());
         }
+        values.push(next.map_or(-1, millis).into());
+        rows.push(placeholder_row(backend, start, values.len() - start));
+    }
+    let sql = format!(
+        "UPDATE packs SET {} FROM (VALUES {}) AS v \
+         WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
+         AND packs.lifecycle = v.column4",
+        set.join(", "),
+        rows.join(", ")
+    );
+    let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
+    if updated.rows_affected() != chunk.len() as u64 {
+        return Err(StoreError::conflict("a resource pack of this batch"));
     }
     Ok(())
 }
