@@ -18,6 +18,12 @@ mod venv;
 
 use std::process::ExitCode;
 
+/// mimalloc serves Rust's allocations and, through its `override` feature, those of the C code
+/// linked in (the bundled SQLite): with glibc's malloc, allocation was about a quarter of the CPU
+/// time of a sweep batch or a usage group (`cargo xtask bench sweep|deduct`, README Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 

@@ -105,6 +105,23 @@ async fn the_official_python_sdk_works_against_the_api() {
     let planned = issue(planner.id, spec("Planned pack", monthly, 1, RenewalMethod::Manual, now), bought).await;
     let balance = store.account(member.id).await.unwrap().balance;
     assert_eq!(balance, Money::parse("700").unwrap());
+    // Overage two days ago that the balance could pay only in part: 100 minutes at 0.0075 are
+    // 0.75; the day's settlement took the 0.50 there was, 0.25 is owed.
+    let debtor = store.create_account(account("Hooli", AccountKind::Customer, None), &actor, now).await.unwrap();
+    store.top_up(debtor.id, Money::parse("0.5").unwrap(), None, &actor, now - Duration::days(3)).await.unwrap();
+    let overage = respack_store::UsageInput {
+        idempotency_key: "overage-1".into(),
+        product: "p_mps".into(),
+        subproduct: "sp_mps_general_transcoding".into(),
+        usage_type: Some("general".into()),
+        unit: None,
+        attributes: BTreeMap::new(),
+        quantity: Decimal::from(100),
+        occurred_at: now - Duration::days(2),
+    };
+    store.record_usage(debtor.id, &[overage], now - Duration::days(2)).await.unwrap();
+    let settled = store.settle_overage(now, 500).await.unwrap();
+    assert_eq!((settled.lines, settled.short), (1, 1));
 
     let month = now.format("%Y-%m").to_string();
     let member_rows = store.bill_lines(member.id, &month).await.unwrap().len();
@@ -118,6 +135,7 @@ async fn the_official_python_sdk_works_against_the_api() {
         ("revoked", member.id),
         ("stranger", stranger.id),
         ("planner", planner.id),
+        ("debtor", debtor.id),
     ] {
         let key = store.create_api_key(account_id, name, &actor, now).await.unwrap();
         keys.insert(name.into(), json!({"SecretId": key.info.secret_id, "SecretKey": key.secret_key.expose()}));

@@ -235,6 +235,14 @@ class T02Balance(ApiTestCase):
         get = call(billing(method="GET"), "DescribeAccountBalance", models.DescribeAccountBalanceRequest())
         self.assertEqual(get.Balance, response.Balance)
 
+    def test_unpaid_overage_is_owed(self):
+        # The fixture's debtor had 0.50 for 0.75 of overage: settlement took it all, 0.25 is owed.
+        response = call(billing("debtor"), "DescribeAccountBalance", models.DescribeAccountBalanceRequest())
+        self.assertEqual(response.Balance, 0)
+        self.assertEqual(response.RealBalance, 0)
+        self.assertEqual(response.OweAmount, 25)
+        self.assertFalse(response.IsAllowArrears)
+
 
 class T03Renewals(ApiTestCase):
     def describe(self, key="member", **fields):
