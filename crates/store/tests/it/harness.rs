@@ -111,3 +111,33 @@ macro_rules! on_both_backends {
         )*
     };
 }
+
+/// Like [`on_both_backends`], for tests that take the store and a second handle on the same
+/// database (another process: respackd, a second web node).
+#[macro_export]
+macro_rules! on_both_backends_with_two_handles {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let db = $crate::harness::sqlite().await;
+                    let other = db.second_handle().await;
+                    super::$name(&db.store, &other).await;
+                    other.close().await.unwrap();
+                    db.finish().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::harness::postgres().await {
+                        let other = db.second_handle().await;
+                        super::$name(&db.store, &other).await;
+                        other.close().await.unwrap();
+                        db.finish().await;
+                    }
+                }
+            }
+        )*
+    };
+}

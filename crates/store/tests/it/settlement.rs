@@ -111,26 +111,7 @@ async fn two_settlers_at_once_pay_once(store: &Store, other: &Store) {
     }
 }
 
-mod two_settlers_at_once_pay_once {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let db = crate::harness::sqlite().await;
-        let other = db.second_handle().await;
-        super::two_settlers_at_once_pay_once(&db.store, &other).await;
-        other.close().await.unwrap();
-        db.finish().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if let Some(db) = crate::harness::postgres().await {
-            let other = db.second_handle().await;
-            super::two_settlers_at_once_pay_once(&db.store, &other).await;
-            other.close().await.unwrap();
-            db.finish().await;
-        }
-    }
-}
+crate::on_both_backends_with_two_handles!(two_settlers_at_once_pay_once);
 
 crate::on_both_backends!(
     overage_is_paid_after_its_day_in_part_when_short_and_the_rest_after_a_top_up,

@@ -375,26 +375,7 @@ async fn the_next_batch_sees_what_another_writer_changed(store: &Store, other: &
     assert_eq!(other.pack(None, &second).await.unwrap().items[0].remaining, dec("90"));
 }
 
-mod the_next_batch_sees_what_another_writer_changed {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let db = crate::harness::sqlite().await;
-        let other = db.second_handle().await;
-        super::the_next_batch_sees_what_another_writer_changed(&db.store, &other).await;
-        other.close().await.unwrap();
-        db.finish().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if let Some(db) = crate::harness::postgres().await {
-            let other = db.second_handle().await;
-            super::the_next_batch_sees_what_another_writer_changed(&db.store, &other).await;
-            other.close().await.unwrap();
-            db.finish().await;
-        }
-    }
-}
+crate::on_both_backends_with_two_handles!(the_next_batch_sees_what_another_writer_changed);
 
 crate::on_both_backends!(
     a_mixed_batch_deducts_each_account_and_settles_overage_per_day,
