@@ -208,6 +208,8 @@ pub struct AccountPage {
     pub name: String,
     pub uin: String,
     pub balance: String,
+    /// Overage of ended days the balance could not pay (empty when nothing is owed).
+    pub owed: String,
     pub allow_arrears: bool,
     pub ledger: Vec<LedgerLine>,
     pub keys: Vec<ApiKeyLine>,

@@ -136,6 +136,12 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("bills.total_cost", "Original cost", "原价"),
     ("bills.cash", "Cash paid", "现金支付"),
     ("account.ledger", "Balance history", "余额明细"),
+    ("account.owed", "Owed for overage", "超额用量欠费"),
+    (
+        "account.owed_hint",
+        "(usage beyond your packs on days already settled, which the balance did not cover; it is taken after your next top-up)",
+        "（已结算日期中超出资源包的用量，余额不足未能扣除；下次充值后自动扣除）",
+    ),
     ("account.kind", "Kind", "类型"),
     ("account.amount", "Amount", "金额"),
     ("account.reference", "Reference", "关联"),

@@ -309,6 +309,9 @@ pub(crate) async fn update_pack(
 /// Rows per batched `UPDATE … FROM (VALUES …)`.
 pub(crate) const VALUES_CHUNK: usize = 500;
 
+/// A pack as read, as changed in memory, and its next sweep instant: one row of [`write_packs`].
+pub(crate) type PackWrite<'a> = (&'a Pack, &'a Pack, Option<DateTime<Utc>>);
+
 /// The header columns a sweep or a usage group may change, besides the next sweep instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ChangedColumns {
@@ -346,11 +349,10 @@ impl ChangedColumns {
 /// not, and most swept packs change only their next sweep instant (a cycle roll, a notice).
 pub(crate) async fn write_packs(
     conn: &impl ConnectionTrait,
-    swept: &[(&Pack, &Pack, Option<DateTime<Utc>>)],
+    swept: &[PackWrite<'_>],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let mut shapes: std::collections::BTreeMap<ChangedColumns, Vec<&(&Pack, &Pack, Option<DateTime<Utc>>)>> =
-        std::collections::BTreeMap::new();
+    let mut shapes: std::collections::BTreeMap<ChangedColumns, Vec<&PackWrite<'_>>> = std::collections::BTreeMap::new();
     for row in swept {
         shapes.entry(ChangedColumns::between(row.0, row.1)).or_default().push(row);
     }
@@ -366,7 +368,7 @@ pub(crate) async fn write_packs(
 async fn write_pack_shape(
     conn: &impl ConnectionTrait,
     changed: ChangedColumns,
-    chunk: &[&(&Pack, &Pack, Option<DateTime<Utc>>)],
+    chunk: &[&PackWrite<'_>],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let backend = conn.get_database_backend();

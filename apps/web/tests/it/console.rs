@@ -36,6 +36,10 @@ struct Tenant {
 }
 
 async fn tenant(app: &TestApp, name: &str) -> Tenant {
+    tenant_with_balance(app, name, "1000").await
+}
+
+async fn tenant_with_balance(app: &TestApp, name: &str, balance: &str) -> Tenant {
     let since = t0() - Duration::days(30);
     let account =
         app.store.create_account(respack_store::NewAccount::customer(name, Tz::UTC), &operator(), since).await.unwrap();
@@ -55,7 +59,7 @@ async fn tenant(app: &TestApp, name: &str) -> Tenant {
         .await
         .unwrap();
     app.store
-        .top_up(account.id, respack_domain::Money::parse("1000").unwrap(), None, &operator(), since)
+        .top_up(account.id, respack_domain::Money::parse(balance).unwrap(), None, &operator(), since)
         .await
         .unwrap();
     let mut spec = transcoding_pack("100");
@@ -278,4 +282,44 @@ async fn pages_need_a_session_and_are_rendered_on_the_server_with_security_heade
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let response = client().get(app.url("/packs")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_account_page_shows_overage_the_balance_could_not_pay() {
+    let app = spawn_app().await;
+    let carol = tenant_with_balance(&app, "Carol", "0.5").await;
+    let cookie = sign_in(&app, &carol.email, "correct-horse").await.unwrap();
+    let (_, body) = call(&app, &cookie, "account_overview", &[]).await;
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["owed"], "", "nothing owed yet: {body}");
+
+    // Yesterday's usage beyond the pack (100 minutes a month) is overage at 0.0075 a minute; the
+    // day's settlement takes the 0.50 there is, the rest stays owed.
+    let usage = |key: &str| respack_store::UsageInput {
+        idempotency_key: key.into(),
+        product: "p_mps".into(),
+        subproduct: "sp_mps_general_transcoding".into(),
+        usage_type: None,
+        unit: None,
+        attributes: Default::default(),
+        quantity: 200.into(),
+        occurred_at: t0() - Duration::days(1),
+    };
+    let outcomes = app.store.record_usage(carol.account_id, &[usage("a"), usage("b")], t0()).await.unwrap();
+    assert_eq!(outcomes[1].overage_cost, respack_domain::Money::parse("1.5").unwrap(), "{outcomes:?}");
+    let overage: respack_domain::Money = outcomes.iter().map(|outcome| outcome.overage_cost).sum();
+    let owed = overage - respack_domain::Money::parse("0.5").unwrap();
+    let settled = app.store.settle_overage(t0(), 500).await.unwrap();
+    assert_eq!((settled.lines, settled.short), (1, 1));
+
+    let (_, body) = call(&app, &cookie, "account_overview", &[]).await;
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (page["balance"].as_str(), page["owed"].as_str()),
+        (Some("0.00"), Some(owed.to_string().as_str())),
+        "{body}"
+    );
+    let html = client().get(app.url("/account")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("data-testid=\"account-owed\"") && html.contains("Owed for overage"), "{html}");
+    assert!(html.contains("overage_settlement"), "the payment is in the balance history: {html}");
 }

@@ -149,6 +149,11 @@ fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
         <section>
             <h2>{data.name.clone()}" "<code>{data.uin.clone()}</code></h2>
             <p class="big" data-testid="account-balance">{t(lang, "common.balance")}": "{data.balance.clone()}</p>
+            {(!data.owed.is_empty()).then(|| view! {
+                <p class="notice" data-testid="account-owed">
+                    {t(lang, "account.owed")}": "<strong>{data.owed.clone()}</strong>" "{t(lang, "account.owed_hint")}
+                </p>
+            })}
         </section>
         <section>
             <h2>{t(lang, "account.ledger")}</h2>
@@ -241,10 +246,12 @@ mod server_side {
         let account = caller.store().account(account_id).await.map_err(store_error)?;
         let ledger = caller.store().ledger(account_id, 100).await.map_err(store_error)?;
         let keys = caller.store().api_keys(account_id).await.map_err(store_error)?;
+        let owed = caller.store().owed_overage(account_id, caller.now).await.map_err(store_error)?;
         Ok(AccountPage {
             name: account.name,
             uin: account.uin,
             balance: account.balance.to_string(),
+            owed: if owed > respack_domain::Money::ZERO { owed.to_string() } else { String::new() },
             allow_arrears: account.allow_arrears,
             ledger: ledger
                 .into_iter()
