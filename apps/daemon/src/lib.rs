@@ -43,23 +43,21 @@ pub struct SweepPass {
 /// What one pass of every job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
-    pub sweep: SweepReport,
-    pub capacity_mails: u64,
-    pub settlement: SettlementReport,
+    pub sweep: SweepPass,
     pub delivery: DeliveryReport,
     pub summaries: Vec<SummaryBuild>,
 }
 
 impl PassReport {
     pub fn to_json(&self) -> serde_json::Value {
-        let s = &self.sweep;
+        let (s, capacity_mails, settlement) = (&self.sweep.packs, self.sweep.capacity_mails, &self.sweep.settlement);
         serde_json::json!({
             "packs": s.packs, "activated": s.activated, "cycles_rolled": s.cycles_rolled,
             "renewed": s.renewed, "renewal_failed": s.renewal_failed, "expired": s.expired,
-            "exhausted": s.exhausted, "failed": s.failed, "mails_queued": s.mails + self.capacity_mails,
+            "exhausted": s.exhausted, "failed": s.failed, "mails_queued": s.mails + capacity_mails,
             "mails_sent": self.delivery.sent, "mails_retried": self.delivery.retried, "mails_dead": self.delivery.dead,
-            "overage_lines_settled": self.settlement.lines, "overage_charged": self.settlement.charged.to_string(),
-            "overage_lines_short": self.settlement.short,
+            "overage_lines_settled": settlement.lines, "overage_charged": settlement.charged.to_string(),
+            "overage_lines_short": settlement.short,
             "bill_summaries_built": self.summaries.iter().filter(|build| build.built).map(|build| &build.month).collect::<Vec<_>>(),
         })
     }
@@ -210,10 +208,10 @@ impl Daemon {
 
     /// One pass of every job at `now` (`respackd sweep --once`).
     pub async fn pass(&self, now: DateTime<Utc>) -> anyhow::Result<PassReport> {
-        let SweepPass { packs, capacity_mails, settlement } = self.sweep(now).await?;
+        let sweep = self.sweep(now).await?;
         let delivery = self.deliver(now).await?;
         let summaries = self.build_bill_summaries(now).await?;
-        Ok(PassReport { sweep: packs, capacity_mails, settlement, delivery, summaries })
+        Ok(PassReport { sweep, delivery, summaries })
     }
 
     async fn summary_job(&self) {

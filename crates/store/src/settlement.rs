@@ -18,7 +18,7 @@ use respack_domain::rules::settle_owed;
 use respack_domain::Money;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
-use crate::accounts::{debit_many, hold_balances, ledger_row, load_accounts, write_ledger_rows, BalanceDebit};
+use crate::accounts::{debit_many, hold_balances, ledger_row, write_ledger_rows, BalanceDebit};
 use crate::convert::{instant, millis, money, money_units};
 use crate::db::placeholder_row;
 use crate::error::{StoreError, StoreResult};
@@ -50,6 +50,7 @@ impl std::ops::AddAssign for SettlementReport {
 struct OwedLine {
     id: i64,
     account_id: i64,
+    allow_arrears: bool,
     resource_name: String,
     total: Money,
     paid: Money,
@@ -66,7 +67,7 @@ async fn claim_owed(conn: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64)
         _ => (["?", "?"], ""),
     };
     let sql = format!(
-        "SELECT b.id, b.account_id, b.resource_name, b.total_cost, b.cash_pay_amount, b.fee_begin_at \
+        "SELECT b.id, b.account_id, a.allow_arrears, b.resource_name, b.total_cost, b.cash_pay_amount, b.fee_begin_at \
          FROM bill_lines b JOIN accounts a ON a.id = b.account_id \
          WHERE b.settlement_key IS NOT NULL AND b.cash_pay_amount < b.total_cost AND b.fee_end_at <= {} \
          AND (a.allow_arrears OR a.balance > 0) \
@@ -81,10 +82,11 @@ async fn claim_owed(conn: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64)
             Ok(OwedLine {
                 id: row.try_get_by_index(0)?,
                 account_id: row.try_get_by_index(1)?,
-                resource_name: row.try_get_by_index(2)?,
-                total: money(row.try_get_by_index(3)?),
-                paid: money(row.try_get_by_index(4)?),
-                day_start: instant(row.try_get_by_index(5)?)?,
+                allow_arrears: row.try_get_by_index(2)?,
+                resource_name: row.try_get_by_index(3)?,
+                total: money(row.try_get_by_index(4)?),
+                paid: money(row.try_get_by_index(5)?),
+                day_start: instant(row.try_get_by_index(6)?)?,
             })
         })
         .collect()
@@ -143,8 +145,6 @@ impl Store {
             return Ok((SettlementReport::default(), 0));
         }
         let ids: BTreeSet<i64> = owed.iter().map(|line| line.account_id).collect();
-        let accounts: HashMap<i64, bool> =
-            load_accounts(&*tx, &ids).await?.into_iter().map(|account| (account.id, account.allow_arrears)).collect();
         let held = hold_balances(&*tx, &ids).await?;
         let mut balances: HashMap<i64, Money> = held.iter().map(|(id, seen)| (*id, seen.balance)).collect();
 
@@ -152,16 +152,14 @@ impl Store {
         let mut payments = Vec::with_capacity(owed.len());
         let mut ledger = Vec::with_capacity(owed.len());
         for line in &owed {
-            let (Some(&allow_arrears), Some(balance)) =
-                (accounts.get(&line.account_id), balances.get_mut(&line.account_id))
-            else {
+            let Some(balance) = balances.get_mut(&line.account_id) else {
                 return Err(StoreError::Corrupt(format!(
                     "bill line {} belongs to account {}, which does not exist",
                     line.id, line.account_id
                 )));
             };
             let outstanding = line.total - line.paid;
-            let pay = settle_owed(*balance, outstanding, allow_arrears);
+            let pay = settle_owed(*balance, outstanding, line.allow_arrears);
             if pay < outstanding {
                 report.short += 1;
             }

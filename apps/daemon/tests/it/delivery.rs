@@ -42,7 +42,7 @@ async fn a_real_smtp_server_receives_plain_text_and_html() {
     let pack = issue(daemon.store(), account.id, monthly(at("2026-03-31T00:00:00Z"), 1, RenewalMethod::Manual)).await;
 
     let report = daemon.pass(now).await.unwrap();
-    assert_eq!((report.sweep.expired, report.delivery.sent), (1, 1));
+    assert_eq!((report.sweep.packs.expired, report.delivery.sent), (1, 1));
     let messages = read_messages(inbox.path());
     assert_eq!(messages.len(), 1);
     let raw = &messages[0];
@@ -75,7 +75,7 @@ async fn mails_wait_while_smtp_is_down_and_arrive_exactly_once() {
 
     // Down: every attempt fails and is queued again with backoff (60 s, then 120 s).
     let report = daemon.pass(now).await.unwrap();
-    assert_eq!((report.sweep.expired, report.delivery.sent, report.delivery.retried), (3, 0, 3));
+    assert_eq!((report.sweep.packs.expired, report.delivery.sent, report.delivery.retried), (3, 0, 3));
     assert_eq!(daemon.pass(now + Duration::seconds(59)).await.unwrap().delivery.retried, 0, "backing off");
     assert_eq!(daemon.pass(now + Duration::seconds(60)).await.unwrap().delivery.retried, 3);
     let queued = daemon.store().outbox(Some("queued"), 10).await.unwrap();

@@ -32,12 +32,12 @@ async fn a_pass_after_midnight_pays_the_day_s_overage_once() {
     store.record_usage(account.id, &[record], day).await.unwrap();
 
     let same_day = daemon.pass(at("2026-05-10T23:59:00Z")).await.unwrap();
-    assert_eq!(same_day.settlement, SettlementReport::default(), "the day has not ended");
+    assert_eq!(same_day.sweep.settlement, SettlementReport::default(), "the day has not ended");
     let after_midnight = daemon.pass(at("2026-05-11T00:01:00Z")).await.unwrap();
-    assert_eq!(after_midnight.settlement, SettlementReport { lines: 1, charged: money("0.75"), short: 0 });
+    assert_eq!(after_midnight.sweep.settlement, SettlementReport { lines: 1, charged: money("0.75"), short: 0 });
     let json = after_midnight.to_json();
     assert_eq!((json["overage_lines_settled"].as_u64(), json["overage_charged"].as_str()), (Some(1), Some("0.75")));
     assert_eq!(store.account(account.id).await.unwrap().balance, money("0.25"));
     let again = daemon.pass(at("2026-05-11T00:02:00Z")).await.unwrap();
-    assert_eq!(again.settlement, SettlementReport::default(), "paid once");
+    assert_eq!(again.sweep.settlement, SettlementReport::default(), "paid once");
 }
