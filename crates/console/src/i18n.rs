@@ -214,6 +214,22 @@ pub fn status_label(lang: Lang, status: &str) -> &'static str {
     }
 }
 
+/// Shown names of balance-ledger kinds; a kind this console does not know shows as stored.
+pub fn ledger_kind_label(lang: Lang, kind: &str) -> &str {
+    let (en, zh) = match kind {
+        "top_up" => ("Top-up", "充值"),
+        "purchase" => ("Purchase", "购买"),
+        "renewal" => ("Renewal", "续费"),
+        "refund" => ("Refund", "退款"),
+        "overage_settlement" => ("Overage settlement", "超额用量结算"),
+        _ => return kind,
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
 /// Column titles of the Resource Packages table (seed: *Field Description*).
 pub fn field_title(lang: Lang, field: respack_domain::PackField) -> &'static str {
     use respack_domain::PackField::*;
@@ -259,6 +275,21 @@ mod tests {
         }
         assert_eq!(t(Lang::Zh, "nav.packs"), "资源包");
         assert_eq!(t(Lang::En, "nav.packs"), "Resource Packages");
+    }
+
+    #[test]
+    fn ledger_kinds_have_names_and_unknown_ones_show_as_stored() {
+        for (kind, en, zh) in [
+            ("top_up", "Top-up", "充值"),
+            ("purchase", "Purchase", "购买"),
+            ("renewal", "Renewal", "续费"),
+            ("refund", "Refund", "退款"),
+            ("overage_settlement", "Overage settlement", "超额用量结算"),
+            ("adjustment_2031", "adjustment_2031", "adjustment_2031"),
+        ] {
+            assert_eq!(ledger_kind_label(Lang::En, kind), en);
+            assert_eq!(ledger_kind_label(Lang::Zh, kind), zh);
+        }
     }
 
     #[test]

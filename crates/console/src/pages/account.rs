@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use crate::app::{Changes, Empty, ErrorNote, Loading, MeResource};
 use crate::dto::AccountPage as AccountData;
-use crate::i18n::{t, Lang};
+use crate::i18n::{ledger_kind_label, t, Lang};
 
 #[leptos::server(endpoint = "account_overview")]
 pub async fn account_overview() -> Result<AccountData, ServerFnError> {
@@ -168,7 +168,7 @@ fn AccountView(data: AccountData, actions: AccountActions) -> impl IntoView {
                         <th scope="col">{t(lang, "account.note")}</th>
                     </tr></thead>
                     <tbody>{data.ledger.iter().map(|line| view! {
-                        <tr><td>{line.time.clone()}</td><td>{line.kind.clone()}</td><td class="num">{line.amount.clone()}</td>
+                        <tr><td>{line.time.clone()}</td><td>{ledger_kind_label(lang, &line.kind).to_owned()}</td><td class="num">{line.amount.clone()}</td>
                         <td class="num">{line.balance_after.clone()}</td><td>{line.reference.clone()}</td><td>{line.note.clone()}</td></tr>
                     }).collect_view()}</tbody>
                 </table></div>
