@@ -185,7 +185,7 @@ try {
     await page.goto(`${BASE}/account`);
     await hydrated(page);
     await page.getByTestId('ledger').waitFor();
-    assert.match(await page.getByTestId('ledger').textContent(), /renewal/);
+    assert.match(await page.getByTestId('ledger').textContent(), /Renewal/);
     await shot(page, '10-account');
   });
 

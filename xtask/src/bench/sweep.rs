@@ -142,8 +142,7 @@ fn rss_mb(field: &str) -> f64 {
         .ok()
         .and_then(|status| {
             status.lines().find_map(|line| {
-                line.strip_prefix(field)
-                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                line.strip_prefix(field).and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)

@@ -321,8 +321,5 @@ async fn the_account_page_shows_overage_the_balance_could_not_pay() {
     );
     let html = client().get(app.url("/account")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("data-testid=\"account-owed\"") && html.contains("Owed for overage"), "{html}");
-    assert!(
-        html.contains("<td>Overage settlement"),
-        "the payment is in the balance history, by its name: {html}"
-    );
+    assert!(html.contains("<td>Overage settlement"), "the payment is in the balance history, by its name: {html}");
 }
