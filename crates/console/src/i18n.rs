@@ -21,6 +21,14 @@ impl Lang {
         }
     }
 
+    /// The English or the Chinese of a pair of words.
+    fn pick<'a>(self, en: &'a str, zh: &'a str) -> &'a str {
+        match self {
+            Lang::En => en,
+            Lang::Zh => zh,
+        }
+    }
+
     pub fn tag(self) -> &'static str {
         match self {
             Lang::En => "en",
@@ -189,10 +197,7 @@ const WORDS: &[(&str, &str, &str)] = &[
 /// The word for `key` in `lang`.
 pub fn t(lang: Lang, key: &'static str) -> &'static str {
     match WORDS.iter().find(|(k, _, _)| *k == key) {
-        Some((_, en, zh)) => match lang {
-            Lang::En => en,
-            Lang::Zh => zh,
-        },
+        Some((_, en, zh)) => lang.pick(en, zh),
         None => key,
     }
 }
@@ -208,10 +213,7 @@ pub fn status_label(lang: Lang, status: &str) -> &'static str {
         "refunded" => ("Refunded", "已退款"),
         _ => ("Unknown", "未知"),
     };
-    match lang {
-        Lang::En => en,
-        Lang::Zh => zh,
-    }
+    lang.pick(en, zh)
 }
 
 /// Shown names of balance-ledger kinds; a kind this console does not know shows as stored.
@@ -224,10 +226,7 @@ pub fn ledger_kind_label(lang: Lang, kind: &str) -> &str {
         "overage_settlement" => ("Overage settlement", "超额用量结算"),
         _ => return kind,
     };
-    match lang {
-        Lang::En => en,
-        Lang::Zh => zh,
-    }
+    lang.pick(en, zh)
 }
 
 /// Column titles of the Resource Packages table (seed: *Field Description*).
