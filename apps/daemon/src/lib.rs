@@ -139,14 +139,12 @@ impl Daemon {
     }
 
     async fn sweep_inner(&self, now: DateTime<Utc>) -> anyhow::Result<SweepPass> {
-        let mut total = SweepReport::default();
-        loop {
-            let report = self.store.sweep_pack_batch(now, self.batch_size).await.context("pack sweep failed")?;
-            total += report;
-            if report.packs < self.batch_size || self.stop_requested() {
-                break;
-            }
-        }
+        let stopping = self.stopping.clone();
+        let total = self
+            .store
+            .sweep_packs_while(now, self.batch_size, move |_| !stopping.load(Ordering::SeqCst))
+            .await
+            .context("pack sweep failed")?;
         let lookback = {
             let mut last = self.last_lookback.lock().await;
             let due = last.is_none_or(|at| now - at >= CAPACITY_LOOKBACK_EVERY || now < at);

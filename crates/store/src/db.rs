@@ -47,14 +47,44 @@ impl<'a> WriteTx<'a> {
     }
 }
 
-pub(crate) async fn connect(url: &str) -> StoreResult<(DatabaseConnection, Option<Arc<Mutex<()>>>)> {
+/// The database handles of a store: the pool everything reads through and, on SQLite, the
+/// process's one writer connection.
+pub(crate) struct Connections {
+    pub(crate) pool: DatabaseConnection,
+    pub(crate) sqlite_writer: Option<Arc<SqliteWriter>>,
+}
+
+/// SQLite's writer: one connection that every write transaction of this process uses, behind
+/// a lock. One connection rather than any of the pool's: SQLite drops a connection's whole page
+/// cache when it starts a transaction after another connection wrote, so writes spread over
+/// the pool found a cold cache every time and read every B-tree page they touched back from
+/// the file. The writer's cache stays warm from one transaction to the next unless another
+/// process (respackd, a second web node) wrote in between.
+pub(crate) struct SqliteWriter {
+    lock: Mutex<()>,
+    connection: DatabaseConnection,
+}
+
+pub(crate) async fn connect(url: &str) -> StoreResult<Connections> {
     let sqlite = url.starts_with("sqlite:");
     if sqlite {
         create_sqlite_parent(url);
     }
+    let pool = Database::connect(options(url, if sqlite { 8 } else { 20 })).await?;
+    Migrator::up(&pool, None).await?;
+    let sqlite_writer = if sqlite {
+        let connection = Database::connect(options(url, 1)).await?;
+        Some(Arc::new(SqliteWriter { lock: Mutex::new(()), connection }))
+    } else {
+        None
+    };
+    Ok(Connections { pool, sqlite_writer })
+}
+
+fn options(url: &str, connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(if sqlite { 8 } else { 20 })
+        .max_connections(connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
@@ -65,9 +95,10 @@ pub(crate) async fn connect(url: &str) -> StoreResult<(DatabaseConnection, Optio
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // 16 MiB of page cache per connection (of up to 8): enough for the hot indexes,
-                // while the usage path keeps the packs it needs in its own cache, and a
-                // process's memory stays bounded (respackd's budget is 100 MB).
+                // 16 MiB of page cache per connection (the writer and up to 8 readers):
+                // enough for the hot indexes, while the usage path keeps the packs it needs in
+                // its own cache, and a process's memory stays bounded (respackd's budget is
+                // 100 MB).
                 .pragma("cache_size", "-16384")
                 .pragma("temp_store", "memory")
                 // Checkpoint the WAL every ~40 MiB instead of every 4 MiB: a usage batch
@@ -76,9 +107,14 @@ pub(crate) async fn connect(url: &str) -> StoreResult<(DatabaseConnection, Optio
                 // Durability is unchanged (synchronous=FULL syncs the WAL at every commit).
                 .pragma("wal_autocheckpoint", "10000")
         });
-    let db = Database::connect(options).await?;
-    Migrator::up(&db, None).await?;
-    Ok((db, sqlite.then(|| Arc::new(Mutex::new(())))))
+    options
+}
+
+impl SqliteWriter {
+    pub(crate) async fn close(&self) -> StoreResult<()> {
+        self.connection.clone().close().await?;
+        Ok(())
+    }
 }
 
 /// SQLite creates the file (`mode=rwc`) but not its directory.
@@ -96,14 +132,13 @@ fn create_sqlite_parent(url: &str) {
 }
 
 pub(crate) async fn begin_write<'a>(
-    db: &DatabaseConnection,
-    writer: Option<&'a Arc<Mutex<()>>>,
+    pool: &DatabaseConnection,
+    writer: Option<&'a SqliteWriter>,
 ) -> StoreResult<WriteTx<'a>> {
-    let guard = match writer {
-        Some(lock) => Some(lock.lock().await),
-        None => None,
+    let (guard, txn) = match writer {
+        Some(writer) => (Some(writer.lock.lock().await), writer.connection.begin().await?),
+        None => (None, pool.begin().await?),
     };
-    let txn = db.begin().await?;
     let mut stamp = None;
     if guard.is_some() {
         // The first statement writes, so SQLite takes its write lock now (as BEGIN IMMEDIATE

@@ -36,7 +36,6 @@ mod users;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::Mutex;
 
 pub use accounts::{Account, AccountKind, LedgerEntry, NewAccount, TopUp};
 pub use api_keys::{ApiKeyInfo, NewApiKey, SigningKey};
@@ -64,10 +63,12 @@ pub use users::{FirstUser, NewUser, Role, User};
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// Present on SQLite: one writer at a time in this process.
-    sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Present on SQLite: this process's writer connection (one writer at a time).
+    sqlite_writer: Option<Arc<db::SqliteWriter>>,
     /// Present on SQLite: the packs the last usage batch left, for the next one.
     candidate_cache: Option<Arc<candidate_cache::CandidateCache>>,
+    /// The packs this process's sweep lanes hold (see `upkeep::InFlight`).
+    sweep_in_flight: Arc<upkeep::InFlight>,
     /// Usage batches waiting for the group writer (see `usage_queue`).
     usage_queue: Arc<usage::UsageQueue>,
     /// The catalog, read on first use (see [`Store::catalog`]).
@@ -85,12 +86,20 @@ impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies every
     /// pending migration. `sealing` protects API secret keys at rest.
     pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
-        let (db, sqlite_writer) = db::connect(url).await?;
+        let db::Connections { pool: db, sqlite_writer } = db::connect(url).await?;
         let candidate_cache = sqlite_writer.is_some().then(Arc::default);
         // SQLite writes one transaction at a time anyway; on PostgreSQL a second group can
         // plan and write while the first commits.
         let usage_queue = Arc::new(usage_queue::GroupQueue::new(if sqlite_writer.is_some() { 1 } else { 2 }));
-        Ok(Store { db, sqlite_writer, candidate_cache, usage_queue, catalog: Arc::default(), sealing })
+        Ok(Store {
+            db,
+            sqlite_writer,
+            candidate_cache,
+            sweep_in_flight: Arc::default(),
+            usage_queue,
+            catalog: Arc::default(),
+            sealing,
+        })
     }
 
     /// Connects as the settings say, creating the data directory and, when no secret key is
@@ -108,7 +117,7 @@ impl Store {
     }
 
     pub(crate) async fn write(&self) -> StoreResult<db::WriteTx<'_>> {
-        db::begin_write(&self.db, self.sqlite_writer.as_ref()).await
+        db::begin_write(&self.db, self.sqlite_writer.as_deref()).await
     }
 
     pub(crate) fn read(&self) -> &DatabaseConnection {
@@ -121,8 +130,11 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool (waits for connections to be returned).
+    /// Closes the pool and the writer (waits for connections to be returned).
     pub async fn close(self) -> StoreResult<()> {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await?;
+        }
         self.db.close().await?;
         Ok(())
     }

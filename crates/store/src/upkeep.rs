@@ -10,10 +10,14 @@
 //! balance the earlier ones left — and everything is written with a few multi-row statements
 //! per batch, each state change guarded on what was read. On PostgreSQL a batch claims its
 //! packs with `FOR UPDATE SKIP LOCKED`, so several daemons split the work and never handle one
-//! pack twice. Every notice carries a dedupe key (pack, kind, threshold, cycle or expiry): a
+//! pack twice. Two batches run side by side (lanes); on SQLite, whose one writer would
+//! otherwise wait for each batch's reading and deciding, a batch is read and decided before
+//! its write transaction begins — the guards make a batch decided on data that moved conflict,
+//! and it is done again inside its transaction. Every notice carries a dedupe key (pack, kind, threshold, cycle or expiry): a
 //! rerun, a retry or a second daemon never queues a mail twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use respack_domain::rules::{apply_renewal, charge, quote_auto_renewal};
@@ -417,20 +421,210 @@ async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveMod
     Ok(())
 }
 
+/// The packs this process's sweep lanes are working on (SQLite, where a batch is claimed
+/// before its write transaction begins): a lane's claim leaves them out, so two lanes never
+/// decide the same pack.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    claiming: tokio::sync::Mutex<()>,
+    packs: std::sync::Mutex<HashSet<String>>,
+}
+
+impl InFlight {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.packs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A lane's claimed packs, held in [`InFlight`] until dropped (after the commit, or when the
+/// batch fails).
+struct HeldPacks<'a> {
+    in_flight: &'a InFlight,
+    ids: Vec<String>,
+}
+
+impl Drop for HeldPacks<'_> {
+    fn drop(&mut self) {
+        let mut held = self.in_flight.held();
+        for id in &self.ids {
+            held.remove(id);
+        }
+    }
+}
+
+struct Claim<'a> {
+    packs: Vec<Pack>,
+    in_flight: HeldPacks<'a>,
+}
+
+/// A batch decided in memory: each pack's upkeep and next sweep instant, the renewals' money
+/// rows and debits, audit rows and mails.
+struct PlannedBatch {
+    packs: Vec<Pack>,
+    /// Parallel to `packs`.
+    works: Vec<(PackUpkeep, Option<DateTime<Utc>>)>,
+    charges: BatchCharges,
+    debits: Vec<BalanceDebit>,
+    audits: Vec<audit_log::ActiveModel>,
+    mails: Vec<crate::entity::outbox::ActiveModel>,
+    report: SweepReport,
+}
+
+/// Reads what a batch's decisions need (accounts; the balances of those that may pay a
+/// renewal, locked on PostgreSQL) and decides everything in memory, pack by pack in due order
+/// (each renewal against the balance the earlier ones left).
+async fn plan_batch(conn: &impl ConnectionTrait, packs: Vec<Pack>, now: DateTime<Utc>) -> StoreResult<PlannedBatch> {
+    let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
+    let mut accounts: HashMap<i64, Account> =
+        load_accounts(conn, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
+    // The accounts that may pay for a renewal in this batch: their balances are read again
+    // (locked on PostgreSQL); the debits below are guarded on the versions read.
+    let paying: BTreeSet<i64> = packs
+        .iter()
+        .filter(|pack| pack.renewal == RenewalMethod::Auto && !pack.lifecycle.is_final() && pack.expires_at <= now)
+        .map(|pack| pack.account_id)
+        .collect();
+    let held = hold_balances(conn, &paying).await?;
+    for (id, seen) in &held {
+        if let Some(account) = accounts.get_mut(id) {
+            account.balance = seen.balance;
+        }
+    }
+
+    let mut report = SweepReport { packs: packs.len() as u64, ..SweepReport::default() };
+    let mut charges = BatchCharges::default();
+    let mut works = Vec::with_capacity(packs.len());
+    let mut audits = Vec::new();
+    let mut mails = Vec::new();
+    for before in &packs {
+        let account = accounts
+            .get_mut(&before.account_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("pack {} has no account", before.id)))?;
+        let work = upkeep_pack(account, before, &mut charges, now, &mut report)?;
+        for (action, detail) in &work.audits {
+            audits.push(audit_row(before, action, detail.clone(), now));
+        }
+        for (notice, key) in &work.notices {
+            mails.push(notice_row(account, &work.after, notice, key, now));
+        }
+        let next = next_upkeep_at(&work.after, now);
+        works.push((work, next));
+    }
+    let debits = charges
+        .totals
+        .iter()
+        .map(|(&account_id, &total)| {
+            let seen = held.get(&account_id).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!("account {account_id} was charged without its balance held"))
+            })?;
+            Ok(BalanceDebit { account_id, seen, total })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(PlannedBatch { packs, works, charges, debits, audits, mails, report })
+}
+
+/// Writes a decided batch with a few multi-row statements, each state change guarded on what
+/// the decisions were made from.
+async fn write_batch(
+    conn: &impl ConnectionTrait,
+    planned: PlannedBatch,
+    now: DateTime<Utc>,
+) -> StoreResult<SweepReport> {
+    let PlannedBatch { packs, works, charges, debits, audits, mails, mut report } = planned;
+    debit_many(conn, &debits).await?;
+    orders::insert_many(conn, charges.orders).await?;
+    write_ledger_rows(conn, charges.ledger).await?;
+    write_bill_lines(conn, charges.bill_lines).await?;
+    let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
+        packs.iter().zip(&works).map(|(before, (work, next))| (before, &work.after, *next)).collect();
+    write_packs(conn, &swept, now).await?;
+    let rolls: Vec<(&Pack, &ItemRoll)> =
+        works.iter().flat_map(|(work, _)| work.rolls.iter().map(move |roll| (&work.after, roll))).collect();
+    write_rolls(conn, &rolls).await?;
+    write_audit(conn, audits).await?;
+    report.mails += enqueue(conn, mails).await?;
+    Ok(report)
+}
+
 impl Store {
     /// One pass of the pack jobs at `now`: every due pack, in transactions of up to
     /// `batch_size` packs, until none is due. Safe to run again at once (it finds nothing),
     /// after a crash (a batch is all or nothing), and from several processes at the same time.
     pub async fn sweep_packs(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
+        self.sweep_packs_while(now, batch_size, |_| true).await
+    }
+
+    /// How many sweep batches run side by side: two, so one batch's statements run in the
+    /// database while the other's are read and decided here. On PostgreSQL each batch's
+    /// `SKIP LOCKED` claim gives it its own packs (as for two daemons); on SQLite, which writes
+    /// one transaction at a time, a lane claims and decides its batch before it takes the
+    /// writer, leaving out the packs the other lane holds (see `InFlight`).
+    pub fn sweep_lanes(&self) -> usize {
+        2
+    }
+
+    /// [`Store::sweep_packs`] for callers that must stop promptly (respackd on SIGTERM) or show
+    /// progress: after each batch `keep_going` gets the pass's running total, and once it says
+    /// no, no further batch starts (those in flight finish). Batches run in
+    /// [`Store::sweep_lanes`] lanes; the first error stops the pass and is returned.
+    pub async fn sweep_packs_while<F>(
+        &self,
+        now: DateTime<Utc>,
+        batch_size: u64,
+        keep_going: F,
+    ) -> StoreResult<SweepReport>
+    where
+        F: Fn(&SweepReport) -> bool + Send + Sync + 'static,
+    {
         let batch_size = batch_size.clamp(1, 5000);
-        let mut total = SweepReport::default();
-        loop {
-            let report = self.sweep_pack_batch(now, batch_size).await?;
-            total += report;
-            if report.packs < batch_size {
-                return Ok(total);
+        // The first batch alone: an idle sweep (nothing due) stays one claim, and a second
+        // lane starts only when there is more to do than one batch.
+        let first = self.sweep_pack_batch(now, batch_size).await?;
+        if first.packs < batch_size || !keep_going(&first) {
+            return Ok(first);
+        }
+        let total = Arc::new(std::sync::Mutex::new(first));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keep_going = Arc::new(keep_going);
+        let mut lanes = tokio::task::JoinSet::new();
+        for _ in 0..self.sweep_lanes() {
+            let (store, total, stop, keep_going) = (self.clone(), total.clone(), stop.clone(), keep_going.clone());
+            lanes.spawn(async move {
+                use std::sync::atomic::Ordering;
+                while !stop.load(Ordering::SeqCst) {
+                    let report = match store.sweep_pack_batch(now, batch_size).await {
+                        Ok(report) => report,
+                        Err(error) => {
+                            stop.store(true, Ordering::SeqCst);
+                            return Err(error);
+                        }
+                    };
+                    let running = {
+                        let mut total = total.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        *total += report;
+                        *total
+                    };
+                    // A short batch means nothing more was due when it claimed (or the other
+                    // lane holds the rest).
+                    if report.packs < batch_size || !keep_going(&running) {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut failure = None;
+        while let Some(joined) = lanes.join_next().await {
+            let result = joined.map_err(|error| StoreError::Corrupt(format!("a sweep lane stopped: {error}")))?;
+            if let Err(error) = result {
+                failure.get_or_insert(error);
             }
         }
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        let total = *total.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(total)
     }
 
     /// One transaction of [`Store::sweep_packs`]: up to `batch_size` due packs (fewer means
@@ -479,80 +673,63 @@ impl Store {
         Ok(total)
     }
 
+    /// One sweep batch. On SQLite its first attempt claims and decides outside the writer
+    /// lock, on a reading connection (see [`InFlight`]), so that one lane decides its batch while
+    /// the other writes; every write is guarded on what was read, so a batch decided on data
+    /// that moved meanwhile conflicts and is tried again, claimed inside the write transaction.
+    /// On PostgreSQL the batch is claimed in its transaction, `FOR UPDATE SKIP LOCKED`.
     async fn sweep_batch(&self, now: DateTime<Utc>, limit: u64, only: Option<&str>) -> StoreResult<SweepReport> {
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         retrying(|| async {
+            let first = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+            if self.is_sqlite() && only.is_none() && first {
+                let claim = self.claim_in_flight(self.read(), now, limit, only).await?;
+                if claim.packs.is_empty() {
+                    return Ok(SweepReport::default());
+                }
+                let planned = plan_batch(self.read(), claim.packs, now).await?;
+                let tx = self.write().await?;
+                let report = write_batch(&*tx, planned, now).await?;
+                tx.commit().await?;
+                // `claim.in_flight` lets go of the packs only now, after the commit.
+                drop(claim.in_flight);
+                return Ok(report);
+            }
             let tx = self.write().await?;
-            let packs = claim_due(&*tx, now, limit, only).await?;
-            if packs.is_empty() {
+            let claim = self.claim_in_flight(&*tx, now, limit, only).await?;
+            if claim.packs.is_empty() {
                 return Ok(SweepReport::default());
             }
-            let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
-            let mut accounts: HashMap<i64, Account> =
-                load_accounts(&*tx, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
-            // The accounts that may pay for a renewal in this batch: their balances are read
-            // again, locked, so the charges decided below against them stay true until commit.
-            let paying: BTreeSet<i64> = packs
-                .iter()
-                .filter(|pack| {
-                    pack.renewal == RenewalMethod::Auto && !pack.lifecycle.is_final() && pack.expires_at <= now
-                })
-                .map(|pack| pack.account_id)
-                .collect();
-            let held = hold_balances(&*tx, &paying).await?;
-            for (id, seen) in &held {
-                if let Some(account) = accounts.get_mut(id) {
-                    account.balance = seen.balance;
-                }
-            }
-
-            // Everything is decided in memory, pack by pack in due order (each renewal against
-            // the balance the earlier ones left), then written with a few statements per batch.
-            let mut report = SweepReport { packs: packs.len() as u64, ..SweepReport::default() };
-            let mut charges = BatchCharges::default();
-            let mut works = Vec::with_capacity(packs.len());
-            let mut audits = Vec::new();
-            let mut mails = Vec::new();
-            for before in &packs {
-                let account = accounts
-                    .get_mut(&before.account_id)
-                    .ok_or_else(|| StoreError::Corrupt(format!("pack {} has no account", before.id)))?;
-                let work = upkeep_pack(account, before, &mut charges, now, &mut report)?;
-                for (action, detail) in &work.audits {
-                    audits.push(audit_row(before, action, detail.clone(), now));
-                }
-                for (notice, key) in &work.notices {
-                    mails.push(notice_row(account, &work.after, notice, key, now));
-                }
-                let next = next_upkeep_at(&work.after, now);
-                works.push((before, work, next));
-            }
-
-            let debits = charges
-                .totals
-                .iter()
-                .map(|(&account_id, &total)| {
-                    let seen = held.get(&account_id).copied().ok_or_else(|| {
-                        StoreError::Corrupt(format!("account {account_id} was charged without its balance held"))
-                    })?;
-                    Ok(BalanceDebit { account_id, seen, total })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            debit_many(&*tx, &debits).await?;
-            orders::insert_many(&*tx, charges.orders).await?;
-            write_ledger_rows(&*tx, charges.ledger).await?;
-            write_bill_lines(&*tx, charges.bill_lines).await?;
-            let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
-                works.iter().map(|(before, work, next)| (*before, &work.after, *next)).collect();
-            write_packs(&*tx, &swept, now).await?;
-            let rolls: Vec<(&Pack, &ItemRoll)> =
-                works.iter().flat_map(|(_, work, _)| work.rolls.iter().map(move |roll| (&work.after, roll))).collect();
-            write_rolls(&*tx, &rolls).await?;
-            write_audit(&*tx, audits).await?;
-            report.mails += enqueue(&*tx, mails).await?;
+            let planned = plan_batch(&*tx, claim.packs, now).await?;
+            let report = write_batch(&*tx, planned, now).await?;
             tx.commit().await?;
+            drop(claim.in_flight);
             Ok(report)
         })
         .await
+    }
+
+    /// Claims due packs, leaving out (on SQLite) those another lane of this process holds, and
+    /// holds the claimed ones until the returned claim is dropped.
+    async fn claim_in_flight(
+        &self,
+        conn: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+        limit: u64,
+        only: Option<&str>,
+    ) -> StoreResult<Claim<'_>> {
+        let in_flight = &*self.sweep_in_flight;
+        // One lane claims at a time, so two never read the same free packs. (PostgreSQL's
+        // claims lock their packs and skip locked ones: nothing to leave out there.)
+        let _claiming = in_flight.claiming.lock().await;
+        let held: HashSet<String> = if self.is_sqlite() { in_flight.held().clone() } else { HashSet::new() };
+        let mut packs = claim_due(conn, now, limit + held.len() as u64, only).await?;
+        packs.retain(|pack| !held.contains(pack.id.as_str()));
+        packs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let ids: Vec<String> =
+            if self.is_sqlite() { packs.iter().map(|pack| pack.id.to_string()).collect() } else { Vec::new() };
+        in_flight.held().extend(ids.iter().cloned());
+        Ok(Claim { packs, in_flight: HeldPacks { in_flight, ids } })
     }
 
     /// Queues low-capacity alerts for total-decrement packs that usage has drawn below one of

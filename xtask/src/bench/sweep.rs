@@ -3,7 +3,8 @@
 //! new monthly period, 3 % expire (manual renewal), 3 % auto-renew (and move to their second
 //! period) — and measures:
 //! - an idle sweep (nothing due) at N packs,
-//! - respack's sweep of the due packs (`Store::sweep_packs`, batches of 500),
+//! - respack's sweep of the due packs as respackd runs it (`Store::sweep_packs_while`, batches of 500,
+//!   two side by side on PostgreSQL),
 //! - hand-written set-based SQL doing the same writes on the same data in the same run, for the
 //!   ratio: in one committed transaction on a second database built the same way (durable
 //!   writes cost what they cost: respack's sweep commits too), and, for comparison, in a
@@ -219,21 +220,23 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: u
     reset_peak_rss()?;
     println!("{backend}: RSS before sweeping {:.1} MB", rss_mb("VmRSS:"));
     let started = Instant::now();
-    let mut total = respack_store::SweepReport::default();
-    loop {
-        let report = store.sweep_pack_batch(instant(DUE_AT), batch).await?;
-        total += report;
-        if total.packs % 10_000 < batch && report.packs > 0 {
-            println!("{backend}: respack swept {} packs ({:.1}s)", total.packs, started.elapsed().as_secs_f64());
-        }
-        if report.packs < batch {
-            break;
-        }
-    }
+    let lanes = store.sweep_lanes();
+    let label = backend.to_owned();
+    let printed = std::sync::atomic::AtomicU64::new(0);
+    // respackd's pass: batches of `batch` packs in the store's lanes until nothing is due.
+    let total = store
+        .sweep_packs_while(instant(DUE_AT), batch, move |total| {
+            let tens = total.packs / 10_000;
+            if printed.fetch_max(tens, std::sync::atomic::Ordering::Relaxed) < tens {
+                println!("{label}: respack swept {} packs ({:.1}s)", total.packs, started.elapsed().as_secs_f64());
+            }
+            true
+        })
+        .await?;
     let due_s = started.elapsed().as_secs_f64();
     let sweep_rss_mb = peak_rss_mb();
     println!(
-        "{backend}: respack sweep {due_s:.2}s: {} packs, {} cycle rolls, {} expired, {} renewed, {} mails; \
+        "{backend}: respack sweep {due_s:.2}s ({lanes} lane(s)): {} packs, {} cycle rolls, {} expired, {} renewed, {} mails; \
          peak RSS while sweeping {sweep_rss_mb:.1} MB",
         total.packs, total.cycles_rolled, total.expired, total.renewed, total.mails
     );

@@ -311,6 +311,61 @@ async fn concurrent_sweeps_never_renew_or_mail_twice(store: &Store) {
     }
 }
 
+async fn a_pass_stops_when_told_and_the_next_one_finishes(store: &Store) {
+    let account = alerted_account(store, "Acme", "0", "en").await;
+    for _ in 0..20 {
+        let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 12, "100", at("2026-02-10T08:00:00Z"));
+        issue(store, account.id, spec, at("2026-02-10T08:00:00Z")).await;
+    }
+    let now = at("2026-03-10T08:00:00Z");
+    let lanes = store.sweep_lanes() as u64;
+    assert_eq!(lanes, 2);
+    // Told to stop after its first batch: the second lane never starts.
+    let first = store.sweep_packs_while(now, 3, |_| false).await.unwrap();
+    assert_eq!((first.packs, first.cycles_rolled), (3, 3), "{first:?}");
+    // Told to stop once 9 more are done: the lanes finish the batches they have, no more.
+    let second = store.sweep_packs_while(now, 3, |total| total.packs < 9).await.unwrap();
+    assert!((9..=9 + 3 * (lanes - 1)).contains(&second.packs), "{second:?}");
+    let swept = first.packs + second.packs;
+    let rest = store.sweep_packs(now, 3).await.unwrap();
+    assert_eq!(swept + rest.packs, 20, "every due pack once: {swept} then {rest:?}");
+    assert_eq!(rest.cycles_rolled, rest.packs);
+    assert_eq!(audit_actions(store, account.id, "pack.roll_cycles").await.len(), 20, "one roll each, never two");
+    assert_eq!(store.sweep_packs(now, 3).await.unwrap().packs, 0, "nothing left due");
+}
+
+/// Two processes sweeping the same due packs at once (on SQLite each decides its batches
+/// before it writes, so their decisions overlap): each pack is renewed or rolled once, the
+/// balance and ledger agree, each receipt is queued once.
+async fn two_processes_sweeping_at_once_handle_each_pack_once(store: &Store, other: &Store) {
+    let account = alerted_account(store, "Acme", "1000", "en").await;
+    for _ in 0..40 {
+        let mut spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "100", at("2026-02-10T08:00:00Z"));
+        spec.renewal = RenewalMethod::Auto;
+        issue(store, account.id, spec, at("2026-02-10T08:00:00Z")).await;
+    }
+    for _ in 0..20 {
+        let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 12, "100", at("2026-02-10T08:00:00Z"));
+        issue(store, account.id, spec, at("2026-02-10T08:00:00Z")).await;
+    }
+    let now = at("2026-03-10T08:00:00Z");
+    let sweeps: Vec<_> = [store.clone(), other.clone()]
+        .into_iter()
+        .map(|handle| tokio::spawn(async move { handle.sweep_packs(now, 4).await.unwrap() }))
+        .collect();
+    let mut total = respack_store::SweepReport::default();
+    for sweep in sweeps {
+        total += sweep.await.unwrap();
+    }
+    assert_eq!((total.renewed, total.cycles_rolled, total.mails), (40, 60, 40), "{total:?}");
+    let ledger = assert_ledger_chain(store, account.id).await;
+    assert_eq!(ledger.iter().filter(|row| row.kind == "renewal").count(), 40);
+    assert_eq!(store.account(account.id).await.unwrap().balance, money("600"));
+    assert_eq!(audit_actions(store, account.id, "pack.roll_cycles").await.len(), 60);
+    assert_eq!(kinds(store).await.len(), 40);
+    assert_eq!(store.sweep_packs(now, 4).await.unwrap().packs, 0, "nothing left due");
+}
+
 /// Issues a monthly auto-renewing pack effective at `effective` whose renewal costs
 /// 10 × `period`, and sweeps once so its next sweep instant follows its own calendar.
 async fn auto_pack(store: &Store, account: i64, effective: &str, period: u32) -> String {
@@ -478,6 +533,9 @@ crate::on_both_backends!(
     outbox_claims_lease_retry_and_dead,
     notices_without_recipients_are_kept_as_dead,
     concurrent_sweeps_never_renew_or_mail_twice,
+    a_pass_stops_when_told_and_the_next_one_finishes,
     one_batch_charges_each_account_pack_by_pack_in_due_order,
     renewal_charges_stay_exact_while_top_ups_move_the_balance,
 );
+
+crate::on_both_backends_with_two_handles!(two_processes_sweeping_at_once_handle_each_pack_once);
