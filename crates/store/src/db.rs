@@ -70,10 +70,10 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Connections> {
     if sqlite {
         create_sqlite_parent(url);
     }
-    let pool = Database::connect(options(url, if sqlite { 8 } else { 20 })).await?;
+    let pool = Database::connect(options(url, if sqlite { 8 } else { 20 }, READER_CACHE_KIB)).await?;
     Migrator::up(&pool, None).await?;
     let sqlite_writer = if sqlite {
-        let connection = Database::connect(options(url, 1)).await?;
+        let connection = Database::connect(options(url, 1, WRITER_CACHE_KIB)).await?;
         Some(Arc::new(SqliteWriter { lock: Mutex::new(()), connection }))
     } else {
         None
@@ -81,7 +81,15 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Connections> {
     Ok(Connections { pool, sqlite_writer })
 }
 
-fn options(url: &str, connections: u32) -> ConnectOptions {
+/// SQLite page cache of the writer connection: enough for the hot index pages a batch touches,
+/// kept from one write transaction to the next.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+/// SQLite page cache of each pooled reading connection (up to 8). Small: a reader's cache is
+/// dropped whenever anyone writes, so under a write load (usage, a sweep) it never grows
+/// useful, while eight large ones would hold a process's memory (respackd's budget is 100 MB).
+const READER_CACHE_KIB: u32 = 4 * 1024;
+
+fn options(url: &str, connections: u32, cache_kib: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(connections)
@@ -89,17 +97,13 @@ fn options(url: &str, connections: u32) -> ConnectOptions {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|sqlite| {
+        .map_sqlx_sqlite_opts(move |sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // 16 MiB of page cache per connection (the writer and up to 8 readers):
-                // enough for the hot indexes, while the usage path keeps the packs it needs in
-                // its own cache, and a process's memory stays bounded (respackd's budget is
-                // 100 MB).
-                .pragma("cache_size", "-16384")
+                .pragma("cache_size", format!("-{cache_kib}"))
                 .pragma("temp_store", "memory")
                 // Checkpoint the WAL every ~40 MiB instead of every 4 MiB: a usage batch
                 // touches index pages all over the file, and a page written by many batches
