@@ -159,14 +159,18 @@ pub(crate) async fn begin_write<'a>(
     Ok(WriteTx { txn, _writer: guard, stamp })
 }
 
+/// The placeholder of a statement's `n`th parameter, counted from 1: `$n` on PostgreSQL, `?`
+/// on SQLite.
+pub(crate) fn placeholder(backend: DatabaseBackend, n: usize) -> String {
+    match backend {
+        DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
 /// One row of placeholders for a multi-row `VALUES` list: `count` parameters after the first
-/// `start` (`?` on SQLite, `$n` on PostgreSQL), in parentheses.
+/// `start`, in parentheses.
 pub(crate) fn placeholder_row(backend: DatabaseBackend, start: usize, count: usize) -> String {
-    let marks: Vec<String> = (start..start + count)
-        .map(|n| match backend {
-            DatabaseBackend::Postgres => format!("${}", n + 1),
-            _ => "?".to_owned(),
-        })
-        .collect();
+    let marks: Vec<String> = (start..start + count).map(|n| placeholder(backend, n + 1)).collect();
     format!("({})", marks.join(", "))
 }

@@ -32,7 +32,7 @@ use crate::accounts::{debit_many, hold_balances, load_accounts, write_ledger_row
 use crate::audit::Actor;
 use crate::bills::write_bill_lines;
 use crate::convert::{millis, quantity_units};
-use crate::db::placeholder_row;
+use crate::db::{placeholder, placeholder_row};
 use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, pack_items, packs};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::Notice;
@@ -97,10 +97,7 @@ async fn claim_due(
     only: Option<&str>,
 ) -> StoreResult<Vec<Pack>> {
     let backend = conn.get_database_backend();
-    let mark = |n: usize| match backend {
-        DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
+    let mark = |n: usize| placeholder(backend, n);
     let mut values: Vec<sea_orm::Value> = vec![millis(now).into()];
     let mut due = format!("next_sweep_at <= {}", mark(1));
     if let Some(id) = only {

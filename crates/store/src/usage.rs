@@ -24,6 +24,7 @@ use crate::accounts::{load_accounts, Account};
 use crate::bills::{add_settlements, Settlement};
 use crate::catalog::CatalogSubproduct;
 use crate::convert::{instant, millis, money, money_units, quantity, quantity_units};
+use crate::db::placeholder_row;
 use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
 use crate::error::{StoreError, StoreResult};
 use crate::pack_rows::{item_row, pack_row, to_pack, write_packs, PACK_ITEM_COLUMNS};
@@ -294,13 +295,7 @@ async fn write_items(conn: &impl ConnectionTrait, changes: &[ItemChange<'_>]) ->
             values.push(change.pack_id.into());
             values.push(change.position.into());
             values.extend(change.seen.iter().chain(change.new.iter()).map(|v| sea_orm::Value::from(*v)));
-            let marks: Vec<String> = (start..values.len())
-                .map(|n| match backend {
-                    DatabaseBackend::Postgres => format!("${}", n + 1),
-                    _ => "?".to_owned(),
-                })
-                .collect();
-            rows.push(format!("({})", marks.join(", ")));
+            rows.push(placeholder_row(backend, start, values.len() - start));
         }
         // VALUES columns are named column1… on both PostgreSQL and SQLite.
         let sql = format!(
