@@ -679,28 +679,26 @@ impl Store {
         let attempts = std::sync::atomic::AtomicU32::new(0);
         retrying(|| async {
             let first = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
-            if self.is_sqlite() && only.is_none() && first {
-                let claim = self.claim_in_flight(self.read(), now, limit, only).await?;
-                if claim.packs.is_empty() {
+            let (tx, held, planned) = if self.is_sqlite() && only.is_none() && first {
+                let Claim { packs, in_flight } = self.claim_in_flight(self.read(), now, limit, only).await?;
+                if packs.is_empty() {
                     return Ok(SweepReport::default());
                 }
-                let planned = plan_batch(self.read(), claim.packs, now).await?;
+                let planned = plan_batch(self.read(), packs, now).await?;
+                (self.write().await?, in_flight, planned)
+            } else {
                 let tx = self.write().await?;
-                let report = write_batch(&*tx, planned, now).await?;
-                tx.commit().await?;
-                // `claim.in_flight` lets go of the packs only now, after the commit.
-                drop(claim.in_flight);
-                return Ok(report);
-            }
-            let tx = self.write().await?;
-            let claim = self.claim_in_flight(&*tx, now, limit, only).await?;
-            if claim.packs.is_empty() {
-                return Ok(SweepReport::default());
-            }
-            let planned = plan_batch(&*tx, claim.packs, now).await?;
+                let Claim { packs, in_flight } = self.claim_in_flight(&*tx, now, limit, only).await?;
+                if packs.is_empty() {
+                    return Ok(SweepReport::default());
+                }
+                let planned = plan_batch(&*tx, packs, now).await?;
+                (tx, in_flight, planned)
+            };
             let report = write_batch(&*tx, planned, now).await?;
             tx.commit().await?;
-            drop(claim.in_flight);
+            // The claimed packs are let go only now, after the commit.
+            drop(held);
             Ok(report)
         })
         .await
