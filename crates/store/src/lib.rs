@@ -67,8 +67,6 @@ pub struct Store {
     sqlite_writer: Option<Arc<db::SqliteWriter>>,
     /// Present on SQLite: the packs the last usage batch left, for the next one.
     candidate_cache: Option<Arc<candidate_cache::CandidateCache>>,
-    /// The packs this process's sweep lanes hold (see `upkeep::InFlight`).
-    sweep_in_flight: Arc<upkeep::InFlight>,
     /// Usage batches waiting for the group writer (see `usage_queue`).
     usage_queue: Arc<usage::UsageQueue>,
     /// The catalog, read on first use (see [`Store::catalog`]).
@@ -91,15 +89,7 @@ impl Store {
         // SQLite writes one transaction at a time anyway; on PostgreSQL a second group can
         // plan and write while the first commits.
         let usage_queue = Arc::new(usage_queue::GroupQueue::new(if sqlite_writer.is_some() { 1 } else { 2 }));
-        Ok(Store {
-            db,
-            sqlite_writer,
-            candidate_cache,
-            sweep_in_flight: Arc::default(),
-            usage_queue,
-            catalog: Arc::default(),
-            sealing,
-        })
+        Ok(Store { db, sqlite_writer, candidate_cache, usage_queue, catalog: Arc::default(), sealing })
     }
 
     /// Connects as the settings say, creating the data directory and, when no secret key is

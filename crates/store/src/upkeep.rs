@@ -10,13 +10,15 @@
 //! balance the earlier ones left — and everything is written with a few multi-row statements
 //! per batch, each state change guarded on what was read. On PostgreSQL a batch claims its
 //! packs with `FOR UPDATE SKIP LOCKED`, so several daemons split the work and never handle one
-//! pack twice. Two batches run side by side (lanes); on SQLite, whose one writer would
-//! otherwise wait for each batch's reading and deciding, a batch is read and decided before
-//! its write transaction begins — the guards make a batch decided on data that moved conflict,
-//! and it is done again inside its transaction. Every notice carries a dedupe key (pack, kind, threshold, cycle or expiry): a
-//! rerun, a retry or a second daemon never queues a mail twice.
+//! pack twice. Two batches run side by side (lanes), each over its own half of the accounts,
+//! so they never wait for or conflict on each other's balances; on SQLite, whose one writer
+//! would otherwise wait for each batch's reading and deciding, a batch is read and decided
+//! before its write transaction begins — the guards make a batch decided on data that moved
+//! conflict, and it is done again inside its transaction. Every notice carries a dedupe key
+//! (pack, kind, threshold, cycle or expiry): a rerun, a retry or a second daemon never queues a
+//! mail twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -86,6 +88,48 @@ const CAPACITY_CURSOR: &str = "capacity_alerts";
 /// Deductions one capacity scan transaction reads.
 const CAPACITY_SCAN_BATCH: u64 = 5000;
 
+/// Which due packs a claim may take.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// Any due pack.
+    All,
+    /// The due packs of lane `index` of `count`: those whose account ID is `index` modulo
+    /// `count`. The lanes of a pass never share an account, so one lane's renewals never wait
+    /// for (PostgreSQL's balance lock) or conflict with (SQLite's balance guard) the other's.
+    Lane { index: i64, count: i64 },
+    /// This one pack, if due (a batch that failed, handled pack by pack).
+    Pack(&'a str),
+}
+
+/// The `WHERE` condition selecting `scope`'s packs due at `now`, its values appended to
+/// `values` (numbered after those already there).
+fn due_condition(
+    backend: DatabaseBackend,
+    now: DateTime<Utc>,
+    scope: Scope<'_>,
+    values: &mut Vec<sea_orm::Value>,
+) -> String {
+    values.push(millis(now).into());
+    let mut due = format!("next_sweep_at <= {}", placeholder(backend, values.len()));
+    match scope {
+        Scope::All => {}
+        Scope::Lane { index, count } => {
+            values.push(count.into());
+            values.push(index.into());
+            due.push_str(&format!(
+                " AND account_id % {} = {}",
+                placeholder(backend, values.len() - 1),
+                placeholder(backend, values.len())
+            ));
+        }
+        Scope::Pack(id) => {
+            values.push(id.into());
+            due.push_str(&format!(" AND id = {}", placeholder(backend, values.len())));
+        }
+    }
+    due
+}
+
 /// The due packs of a batch with their items and tags, oldest due first (then by ID), locked
 /// for this transaction on PostgreSQL — `FOR UPDATE SKIP LOCKED`, so packs another daemon holds
 /// are left to it. Packs and items come in one joined query decoded by position, since at
@@ -94,18 +138,13 @@ async fn claim_due(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     limit: u64,
-    only: Option<&str>,
+    scope: Scope<'_>,
 ) -> StoreResult<Vec<Pack>> {
     let backend = conn.get_database_backend();
-    let mark = |n: usize| placeholder(backend, n);
-    let mut values: Vec<sea_orm::Value> = vec![millis(now).into()];
-    let mut due = format!("next_sweep_at <= {}", mark(1));
-    if let Some(id) = only {
-        values.push(id.into());
-        due.push_str(&format!(" AND id = {}", mark(values.len())));
-    }
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let due = due_condition(backend, now, scope, &mut values);
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-    let limit = mark(values.len());
+    let limit = placeholder(backend, values.len());
     let lock = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     // LEFT JOIN: a pack without items (which the domain never makes) is still swept, never
     // left due for ever taking a place in every batch.
@@ -418,42 +457,6 @@ async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveMod
     Ok(())
 }
 
-/// The packs this process's sweep lanes are working on (SQLite, where a batch is claimed
-/// before its write transaction begins): a lane's claim leaves them out, so two lanes never
-/// decide the same pack.
-#[derive(Default)]
-pub(crate) struct InFlight {
-    claiming: tokio::sync::Mutex<()>,
-    packs: std::sync::Mutex<HashSet<String>>,
-}
-
-impl InFlight {
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.packs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// A lane's claimed packs, held in [`InFlight`] until dropped (after the commit, or when the
-/// batch fails).
-struct HeldPacks<'a> {
-    in_flight: &'a InFlight,
-    ids: Vec<String>,
-}
-
-impl Drop for HeldPacks<'_> {
-    fn drop(&mut self) {
-        let mut held = self.in_flight.held();
-        for id in &self.ids {
-            held.remove(id);
-        }
-    }
-}
-
-struct Claim<'a> {
-    packs: Vec<Pack>,
-    in_flight: HeldPacks<'a>,
-}
-
 /// A batch decided in memory: each pack's upkeep and next sweep instant, the renewals' money
 /// rows and debits, audit rows and mails.
 struct PlannedBatch {
@@ -552,10 +555,10 @@ impl Store {
     }
 
     /// How many sweep batches run side by side: two, so one batch's statements run in the
-    /// database while the other's are read and decided here. On PostgreSQL each batch's
-    /// `SKIP LOCKED` claim gives it its own packs (as for two daemons); on SQLite, which writes
-    /// one transaction at a time, a lane claims and decides its batch before it takes the
-    /// writer, leaving out the packs the other lane holds (see `InFlight`).
+    /// database while the other's are read and decided here. Each lane sweeps the packs of its
+    /// own accounts (see `Scope::Lane`), so the lanes never wait for each other's balance locks
+    /// or conflict on each other's packs. On SQLite, which writes one transaction at a time, a
+    /// lane reads and decides its batch before it takes the writer.
     pub fn sweep_lanes(&self) -> usize {
         2
     }
@@ -574,22 +577,23 @@ impl Store {
         F: Fn(&SweepReport) -> bool + Send + Sync + 'static,
     {
         let batch_size = batch_size.clamp(1, 5000);
-        // The first batch alone: an idle sweep (nothing due) stays one claim, and a second
-        // lane starts only when there is more to do than one batch.
-        let first = self.sweep_pack_batch(now, batch_size).await?;
+        // The first batch alone, over all accounts: an idle sweep (nothing due) stays one
+        // claim, and the lanes start only when there is more to do than one batch.
+        let first = self.sweep_scope_batch(now, batch_size, Scope::All).await?;
         if first.packs < batch_size || !keep_going(&first) {
             return Ok(first);
         }
         let total = Arc::new(std::sync::Mutex::new(first));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let keep_going = Arc::new(keep_going);
+        let count = i64::try_from(self.sweep_lanes()).unwrap_or(1);
         let mut lanes = tokio::task::JoinSet::new();
-        for _ in 0..self.sweep_lanes() {
+        for index in 0..count {
             let (store, total, stop, keep_going) = (self.clone(), total.clone(), stop.clone(), keep_going.clone());
             lanes.spawn(async move {
                 use std::sync::atomic::Ordering;
                 while !stop.load(Ordering::SeqCst) {
-                    let report = match store.sweep_pack_batch(now, batch_size).await {
+                    let report = match store.sweep_scope_batch(now, batch_size, Scope::Lane { index, count }).await {
                         Ok(report) => report,
                         Err(error) => {
                             stop.store(true, Ordering::SeqCst);
@@ -601,10 +605,13 @@ impl Store {
                         *total += report;
                         *total
                     };
-                    // A short batch means nothing more was due when it claimed (or the other
-                    // lane holds the rest).
-                    if report.packs < batch_size || !keep_going(&running) {
+                    if !keep_going(&running) {
                         stop.store(true, Ordering::SeqCst);
+                    }
+                    // A short batch: nothing more of this lane's accounts was due when it
+                    // claimed. The other lane goes on with its own.
+                    if report.packs < batch_size {
+                        break;
                     }
                 }
                 Ok(())
@@ -627,31 +634,48 @@ impl Store {
     /// One transaction of [`Store::sweep_packs`]: up to `batch_size` due packs (fewer means
     /// nothing more is due). Callers that must stop promptly (SIGTERM) loop over this.
     pub async fn sweep_pack_batch(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
+        self.sweep_scope_batch(now, batch_size, Scope::All).await
+    }
+
+    async fn sweep_scope_batch(
+        &self,
+        now: DateTime<Utc>,
+        batch_size: u64,
+        scope: Scope<'_>,
+    ) -> StoreResult<SweepReport> {
         let batch_size = batch_size.clamp(1, 5000);
-        match self.sweep_batch(now, batch_size, None).await {
+        match self.sweep_batch(now, batch_size, scope).await {
             Err(error) if !error.is_transient() => {
                 // One bad pack must not stop the upkeep of all others: handle this batch's
                 // packs one by one and set the failing ones aside.
                 tracing::warn!(%error, "a sweep batch failed; sweeping its packs one by one");
-                self.sweep_one_by_one(now, batch_size).await
+                self.sweep_one_by_one(now, batch_size, scope).await
             }
             result => result,
         }
     }
 
-    async fn sweep_one_by_one(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
-        let ids: Vec<String> = packs::Entity::find()
-            .select_only()
-            .column(packs::Column::Id)
-            .filter(packs::Column::NextSweepAt.lte(millis(now)))
-            .order_by_asc(packs::Column::NextSweepAt)
-            .limit(batch_size)
-            .into_tuple()
-            .all(self.read())
-            .await?;
+    async fn sweep_one_by_one(
+        &self,
+        now: DateTime<Utc>,
+        batch_size: u64,
+        scope: Scope<'_>,
+    ) -> StoreResult<SweepReport> {
+        let backend = self.read().get_database_backend();
+        let mut values = Vec::new();
+        let due = due_condition(backend, now, scope, &mut values);
+        values.push(i64::try_from(batch_size).unwrap_or(i64::MAX).into());
+        let sql = format!(
+            "SELECT id FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {}",
+            placeholder(backend, values.len())
+        );
+        let mut ids = Vec::new();
+        for row in self.read().query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
+            ids.push(row.try_get_by_index::<String>(0)?);
+        }
         let mut total = SweepReport::default();
         for id in ids {
-            match self.sweep_batch(now, 1, Some(&id)).await {
+            match self.sweep_batch(now, 1, Scope::Pack(&id)).await {
                 Ok(report) => total += report,
                 Err(error) => {
                     tracing::error!(%error, pack_id = %id, "cannot sweep this pack; trying again in an hour");
@@ -670,61 +694,38 @@ impl Store {
         Ok(total)
     }
 
-    /// One sweep batch. On SQLite its first attempt claims and decides outside the writer
-    /// lock, on a reading connection (see [`InFlight`]), so that one lane decides its batch while
-    /// the other writes; every write is guarded on what was read, so a batch decided on data
-    /// that moved meanwhile conflicts and is tried again, claimed inside the write transaction.
-    /// On PostgreSQL the batch is claimed in its transaction, `FOR UPDATE SKIP LOCKED`.
-    async fn sweep_batch(&self, now: DateTime<Utc>, limit: u64, only: Option<&str>) -> StoreResult<SweepReport> {
+    /// One sweep batch. On SQLite its first attempt claims and decides on a reading connection
+    /// before it takes the writer, so that one lane decides its batch while the other writes;
+    /// every write is guarded on what was read, so a batch decided on data that moved
+    /// meanwhile (usage, a second sweeping process) conflicts and is tried again, claimed
+    /// inside the write transaction. On PostgreSQL the batch is claimed in its transaction,
+    /// `FOR UPDATE SKIP LOCKED`.
+    async fn sweep_batch(&self, now: DateTime<Utc>, limit: u64, scope: Scope<'_>) -> StoreResult<SweepReport> {
         let attempts = std::sync::atomic::AtomicU32::new(0);
         retrying(|| async {
             let first = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
-            let (tx, held, planned) = if self.is_sqlite() && only.is_none() && first {
-                let Claim { packs, in_flight } = self.claim_in_flight(self.read(), now, limit, only).await?;
+            let decide_first = self.is_sqlite() && first && !matches!(scope, Scope::Pack(_));
+            let (tx, planned) = if decide_first {
+                let packs = claim_due(self.read(), now, limit, scope).await?;
                 if packs.is_empty() {
                     return Ok(SweepReport::default());
                 }
                 let planned = plan_batch(self.read(), packs, now).await?;
-                (self.write().await?, in_flight, planned)
+                (self.write().await?, planned)
             } else {
                 let tx = self.write().await?;
-                let Claim { packs, in_flight } = self.claim_in_flight(&*tx, now, limit, only).await?;
+                let packs = claim_due(&*tx, now, limit, scope).await?;
                 if packs.is_empty() {
                     return Ok(SweepReport::default());
                 }
                 let planned = plan_batch(&*tx, packs, now).await?;
-                (tx, in_flight, planned)
+                (tx, planned)
             };
             let report = write_batch(&*tx, planned, now).await?;
             tx.commit().await?;
-            // The claimed packs are let go only now, after the commit.
-            drop(held);
             Ok(report)
         })
         .await
-    }
-
-    /// Claims due packs, leaving out (on SQLite) those another lane of this process holds, and
-    /// holds the claimed ones until the returned claim is dropped.
-    async fn claim_in_flight(
-        &self,
-        conn: &impl ConnectionTrait,
-        now: DateTime<Utc>,
-        limit: u64,
-        only: Option<&str>,
-    ) -> StoreResult<Claim<'_>> {
-        let in_flight = &*self.sweep_in_flight;
-        // One lane claims at a time, so two never read the same free packs. (PostgreSQL's
-        // claims lock their packs and skip locked ones: nothing to leave out there.)
-        let _claiming = in_flight.claiming.lock().await;
-        let held: HashSet<String> = if self.is_sqlite() { in_flight.held().clone() } else { HashSet::new() };
-        let mut packs = claim_due(conn, now, limit + held.len() as u64, only).await?;
-        packs.retain(|pack| !held.contains(pack.id.as_str()));
-        packs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let ids: Vec<String> =
-            if self.is_sqlite() { packs.iter().map(|pack| pack.id.to_string()).collect() } else { Vec::new() };
-        in_flight.held().extend(ids.iter().cloned());
-        Ok(Claim { packs, in_flight: HeldPacks { in_flight, ids } })
     }
 
     /// Queues low-capacity alerts for total-decrement packs that usage has drawn below one of

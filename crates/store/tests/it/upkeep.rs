@@ -334,6 +334,31 @@ async fn a_pass_stops_when_told_and_the_next_one_finishes(store: &Store) {
     assert_eq!(store.sweep_packs(now, 3).await.unwrap().packs, 0, "nothing left due");
 }
 
+/// The lanes split the due packs by account: a lane whose accounts run out of due packs ends
+/// without stopping the other, which sweeps the rest of its own; renewals of one account stay
+/// in one lane, charged in due order against one balance.
+async fn lanes_split_by_account_and_each_finishes_its_own(store: &Store) {
+    let few = alerted_account(store, "Few", "1000", "en").await;
+    let many = alerted_account(store, "Many", "1000", "en").await;
+    assert_ne!(few.id % 2, many.id % 2, "consecutive accounts fall in different lanes");
+    for _ in 0..2 {
+        let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 12, "100", at("2026-02-10T08:00:00Z"));
+        issue(store, few.id, spec, at("2026-02-10T08:00:00Z")).await;
+    }
+    for _ in 0..17 {
+        let mut spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 1, "100", at("2026-02-10T08:00:00Z"));
+        spec.renewal = RenewalMethod::Auto;
+        issue(store, many.id, spec, at("2026-02-10T08:00:00Z")).await;
+    }
+    let now = at("2026-03-10T08:00:00Z");
+    let report = store.sweep_packs(now, 3).await.unwrap();
+    assert_eq!((report.packs, report.cycles_rolled, report.renewed), (19, 19, 17), "{report:?}");
+    assert_eq!(store.due_pack_count(now).await.unwrap(), 0, "the pass left nothing due");
+    assert_eq!(store.account(many.id).await.unwrap().balance, money("830"));
+    assert_eq!(assert_ledger_chain(store, many.id).await.len(), 18, "a top-up and 17 renewals");
+    assert_eq!(store.account(few.id).await.unwrap().balance, money("1000"));
+}
+
 /// Two processes sweeping the same due packs at once (on SQLite each decides its batches
 /// before it writes, so their decisions overlap): each pack is renewed or rolled once, the
 /// balance and ledger agree, each receipt is queued once.
@@ -534,6 +559,7 @@ crate::on_both_backends!(
     notices_without_recipients_are_kept_as_dead,
     concurrent_sweeps_never_renew_or_mail_twice,
     a_pass_stops_when_told_and_the_next_one_finishes,
+    lanes_split_by_account_and_each_finishes_its_own,
     one_batch_charges_each_account_pack_by_pack_in_due_order,
     renewal_charges_stay_exact_while_top_ups_move_the_balance,
 );
