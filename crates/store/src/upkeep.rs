@@ -579,7 +579,7 @@ impl Store {
         let batch_size = batch_size.clamp(1, 5000);
         // The first batch alone, over all accounts: an idle sweep (nothing due) stays one
         // claim, and the lanes start only when there is more to do than one batch.
-        let first = self.sweep_scope_batch(now, batch_size, Scope::All).await?;
+        let first = self.sweep_pack_batch(now, batch_size, Scope::All).await?;
         if first.packs < batch_size || !keep_going(&first) {
             return Ok(first);
         }
@@ -593,7 +593,7 @@ impl Store {
             lanes.spawn(async move {
                 use std::sync::atomic::Ordering;
                 while !stop.load(Ordering::SeqCst) {
-                    let report = match store.sweep_scope_batch(now, batch_size, Scope::Lane { index, count }).await {
+                    let report = match store.sweep_pack_batch(now, batch_size, Scope::Lane { index, count }).await {
                         Ok(report) => report,
                         Err(error) => {
                             stop.store(true, Ordering::SeqCst);
@@ -631,19 +631,15 @@ impl Store {
         Ok(total)
     }
 
-    /// One transaction of [`Store::sweep_packs`]: up to `batch_size` due packs (fewer means
-    /// nothing more is due). Callers that must stop promptly (SIGTERM) loop over this.
-    pub async fn sweep_pack_batch(&self, now: DateTime<Utc>, batch_size: u64) -> StoreResult<SweepReport> {
-        self.sweep_scope_batch(now, batch_size, Scope::All).await
-    }
-
-    async fn sweep_scope_batch(
+    /// One transaction of [`Store::sweep_packs_while`]: up to `batch_size` of `scope`'s due
+    /// packs (fewer means nothing more is due), or, when the batch fails for good, the same
+    /// packs one by one.
+    async fn sweep_pack_batch(
         &self,
         now: DateTime<Utc>,
         batch_size: u64,
         scope: Scope<'_>,
     ) -> StoreResult<SweepReport> {
-        let batch_size = batch_size.clamp(1, 5000);
         match self.sweep_batch(now, batch_size, scope).await {
             Err(error) if !error.is_transient() => {
                 // One bad pack must not stop the upkeep of all others: handle this batch's
