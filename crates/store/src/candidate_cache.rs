@@ -6,8 +6,10 @@
 //! else wrote in between, so the packs that batch left behind are still exactly what the
 //! database holds and need not be read again. Any other counter value empties the cache.
 //!
-//! Entries are taken out while a batch plans and put back only after it commits, so a batch
-//! that fails or rolls back leaves no guess behind: its pairs are simply read again.
+//! Entries are taken out while a group plans and put back, as the plan leaves them, before its
+//! rows are written, so that the group queued behind it can be planned meanwhile (see
+//! `usage_write`); the writer empties the cache if the transaction then fails, so a failed
+//! group leaves no guess behind: its pairs are simply read again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -65,8 +67,9 @@ impl CandidateCache {
         (found, missing)
     }
 
-    /// Puts back the packs of a committed transaction whose write counter was `stamp`: they
-    /// are what the database now holds. Packs that stopped being live are left out, as a read
+    /// Puts back the packs of a transaction whose write counter is `stamp`, as it leaves them:
+    /// what the database holds once it commits (if it does not, the writer calls
+    /// [`CandidateCache::forget`]). Packs that stopped being live are left out, as a read
     /// would leave them out.
     pub(crate) fn put(&self, stamp: i64, groups: Groups) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::error::StoreResult;
 
@@ -31,6 +31,8 @@ pub(crate) struct Job<T, R> {
 pub(crate) struct GroupQueue<T, R> {
     state: Mutex<QueueState<T, R>>,
     max_writers: usize,
+    /// Woken by every push, for a writer waiting for the group behind the one it writes.
+    arrived: Notify,
 }
 
 struct QueueState<T, R> {
@@ -42,7 +44,11 @@ impl<T, R> GroupQueue<T, R> {
     /// A queue drained by at most `max_writers` writers at once (1 on SQLite, which has one
     /// writer anyway; more on PostgreSQL, where groups on different packs can run side by side).
     pub(crate) fn new(max_writers: usize) -> GroupQueue<T, R> {
-        GroupQueue { state: Mutex::new(QueueState { pending: VecDeque::new(), writers: 0 }), max_writers }
+        GroupQueue {
+            state: Mutex::new(QueueState { pending: VecDeque::new(), writers: 0 }),
+            max_writers,
+            arrived: Notify::new(),
+        }
     }
 
     /// Queues a job; returns a writer slot when the caller must start a writer (fewer than
@@ -50,11 +56,34 @@ impl<T, R> GroupQueue<T, R> {
     pub(crate) fn push(self: &Arc<Self>, job: Job<T, R>) -> Option<WriterSlot<T, R>> {
         let mut state = self.lock();
         state.pending.push_back(job);
+        self.arrived.notify_one();
         if state.writers < self.max_writers {
             state.writers += 1;
             return Some(WriterSlot { queue: self.clone(), counted: true });
         }
         None
+    }
+
+    /// The group behind the one a writer is writing, to plan while that one is written: waits
+    /// until half a group's records are queued, or until `written` resolves (the writer is
+    /// done with its group), then takes what is queued — maybe nothing. The writer keeps its
+    /// slot meanwhile, so no job is left without a writer.
+    pub(crate) async fn group_behind(&self, mut written: oneshot::Receiver<()>) -> Option<Vec<Job<T, R>>> {
+        let mut done = false;
+        loop {
+            let arrived = self.arrived.notified();
+            {
+                let mut state = self.lock();
+                let queued: usize = state.pending.iter().map(|job| job.records).sum();
+                if done || queued >= GROUP_RECORDS / 2 {
+                    return take_group(&mut state.pending);
+                }
+            }
+            tokio::select! {
+                () = arrived => {}
+                _ = &mut written, if !done => done = true,
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<T, R>> {
@@ -76,23 +105,31 @@ impl<T, R> WriterSlot<T, R> {
     /// finding, so a job pushed a moment later starts a writer of its own.
     pub(crate) fn next_group(&mut self) -> Option<Vec<Job<T, R>>> {
         let mut state = self.queue.lock();
-        let mut group = Vec::new();
-        let mut records = 0;
-        while let Some(job) = state.pending.front() {
-            if !group.is_empty() && records + job.records > GROUP_RECORDS {
-                break;
-            }
-            records += job.records;
-            group.extend(state.pending.pop_front());
+        let group = take_group(&mut state.pending);
+        if group.is_none() && std::mem::take(&mut self.counted) {
+            state.writers -= 1;
         }
-        if group.is_empty() {
-            if std::mem::take(&mut self.counted) {
-                state.writers -= 1;
-            }
-            return None;
-        }
-        Some(group)
+        group
     }
+
+    /// The queue this slot writes for.
+    pub(crate) fn queue(&self) -> &Arc<GroupQueue<T, R>> {
+        &self.queue
+    }
+}
+
+/// The oldest jobs, in order, up to [`GROUP_RECORDS`] records (at least one job).
+fn take_group<T, R>(pending: &mut VecDeque<Job<T, R>>) -> Option<Vec<Job<T, R>>> {
+    let mut group = Vec::new();
+    let mut records = 0;
+    while let Some(job) = pending.front() {
+        if !group.is_empty() && records + job.records > GROUP_RECORDS {
+            break;
+        }
+        records += job.records;
+        group.extend(pending.pop_front());
+    }
+    (!group.is_empty()).then_some(group)
 }
 
 impl<T, R> Drop for WriterSlot<T, R> {

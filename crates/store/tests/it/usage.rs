@@ -375,7 +375,118 @@ async fn the_next_batch_sees_what_another_writer_changed(store: &Store, other: &
     assert_eq!(other.pack(None, &second).await.unwrap().items[0].remaining, dec("90"));
 }
 
-crate::on_both_backends_with_two_handles!(the_next_batch_sees_what_another_writer_changed);
+/// Callers keep the writer busy, so on SQLite each group is planned while the one before it is
+/// written, while another handle deducts from, freezes and issues packs of the same account,
+/// and callers re-send keys of batches still being written: every pack ends holding exactly its
+/// capacity less its deductions, every key is written once, and nothing is lost.
+async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, other: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let mut capacities = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let spec = mps_spec(PaymentMode::TotalDecrement, 12, "400", issued_at);
+        let pack = store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap();
+        capacities.insert(pack.pack_id, dec("400"));
+    }
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..8 {
+        let store = store.clone();
+        callers.spawn(async move {
+            let mut written = (Decimal::ZERO, Decimal::ZERO);
+            for batch in 0..12 {
+                let mut keys: Vec<String> = (0..25).map(|n| format!("c{caller}-b{batch}-{n}")).collect();
+                let resend = batch % 4 == 3;
+                if resend {
+                    // The last batch's first key again: a retry of a batch written just before.
+                    keys.push(format!("c{caller}-b{}-0", batch - 1));
+                }
+                let records: Vec<_> = keys.iter().map(|key| usage(key, "1.5", t0())).collect();
+                let outcomes = store.record_usage(account.id, &records, t0()).await.unwrap();
+                assert_eq!(outcomes.len(), keys.len());
+                assert_eq!(outcomes.last().unwrap().replayed, resend, "a re-sent key is a replay");
+                for outcome in outcomes.iter().filter(|o| !o.replayed) {
+                    written.0 += outcome.deducted;
+                    written.1 += outcome.overage;
+                }
+            }
+            written
+        });
+    }
+    let meddler = {
+        let (other, capacities) = (other.clone(), capacities.keys().cloned().collect::<Vec<_>>());
+        tokio::spawn(async move {
+            let mut issued = Vec::new();
+            let mut written = (Decimal::ZERO, Decimal::ZERO);
+            for round in 0..12 {
+                let records: Vec<_> = (0..5).map(|n| usage(&format!("o{round}-{n}"), "2", t0())).collect();
+                let outcomes = other.record_usage(account.id, &records, t0()).await.unwrap();
+                for outcome in &outcomes {
+                    written.0 += outcome.deducted;
+                    written.1 += outcome.overage;
+                }
+                let pack = &capacities[round % capacities.len()];
+                // Frozen for a moment, unless the callers have used it up by now.
+                match other.set_frozen(None, pack, true, &operator(), t0()).await {
+                    Ok(_) => {
+                        tokio::task::yield_now().await;
+                        other.set_frozen(None, pack, false, &operator(), t0()).await.unwrap();
+                    }
+                    Err(StoreError::Rule(_)) => {}
+                    Err(error) => panic!("freezing {pack}: {error}"),
+                }
+                if round % 4 == 0 {
+                    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", issued_at);
+                    issued.push(
+                        other
+                            .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0())
+                            .await
+                            .unwrap()
+                            .pack_id,
+                    );
+                }
+            }
+            (issued, written)
+        })
+    };
+    let (mut answered_deducted, mut answered_overage) = (Decimal::ZERO, Decimal::ZERO);
+    while let Some(joined) = callers.join_next().await {
+        let (deducted, overage) = joined.unwrap();
+        answered_deducted += deducted;
+        answered_overage += overage;
+    }
+    let (issued, by_other) = meddler.await.unwrap();
+    assert_eq!(
+        answered_deducted + answered_overage,
+        dec("1.5") * Decimal::from(8 * 12 * 25),
+        "every caller's new record was deducted or billed, once"
+    );
+    assert_eq!(by_other.0 + by_other.1, dec("2") * Decimal::from(12 * 5));
+    assert!(answered_overage + by_other.1 > Decimal::ZERO, "the packs ran out: exhaustion was part of it");
+    capacities.extend(issued.into_iter().map(|id| (id, dec("100"))));
+
+    let mut deducted = Decimal::ZERO;
+    for (pack_id, capacity) in &capacities {
+        let filter = DeductionFilter {
+            account_ids: vec![account.id],
+            pack_id: Some(pack_id.clone()),
+            limit: 1000,
+            ..Default::default()
+        };
+        let page = store.list_deductions(&filter).await.unwrap();
+        assert!(page.total <= 1000);
+        let from_pack: Decimal = page.items.iter().map(|d| d.amount).sum();
+        let remaining = store.pack(None, pack_id).await.unwrap().items[0].remaining;
+        assert!(remaining >= Decimal::ZERO);
+        assert_eq!(remaining, capacity - from_pack, "pack {pack_id}: what is left is its capacity less its deductions");
+        deducted += from_pack;
+    }
+    assert_eq!(deducted, answered_deducted + by_other.0, "the deduction rows are what the answers said");
+}
+
+crate::on_both_backends_with_two_handles!(
+    the_next_batch_sees_what_another_writer_changed,
+    groups_planned_ahead_stay_exact_beside_another_writer,
+);
 
 crate::on_both_backends!(
     a_mixed_batch_deducts_each_account_and_settles_overage_per_day,
