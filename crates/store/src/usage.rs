@@ -247,7 +247,9 @@ impl Store {
         Ok(BatchContext { accounts, subproducts })
     }
 
-    /// Deductions, newest first, by pack, usage type and deduction-time range.
+    /// Deductions, newest first, by pack, usage type and deduction-time range. Read through
+    /// the (account, time) index: a pack's deductions are its account's in the range, filtered
+    /// (a second index by pack cost every recorded usage a random B-tree insert).
     pub async fn list_deductions(&self, filter: &DeductionFilter) -> StoreResult<Page<DeductionRow>> {
         if filter.account_ids.is_empty() {
             return Err(StoreError::invalid("a deduction query needs the accounts it may see"));
