@@ -123,10 +123,11 @@ struct ItemChange {
     new: [i64; 3],
 }
 
-/// Writes every changed item in few statements, each guarded on the values the batch read
-/// (`remaining`, `cycle_index`, `used`): if any item moved under us, the batch retries.
-async fn write_items(conn: &impl ConnectionTrait, changes: &[ItemChange]) -> StoreResult<()> {
-    let backend = conn.get_database_backend();
+/// Every changed item's update, in few statements, each guarded on the values the plan was
+/// made from (`remaining`, `cycle_index`, `used`), with the rows it must change: if any item
+/// moved under us, the group retries.
+fn item_updates(backend: DatabaseBackend, changes: &[ItemChange]) -> Vec<(Statement, u64)> {
+    let mut statements = Vec::new();
     for chunk in changes.chunks(400) {
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
         let mut rows = Vec::with_capacity(chunk.len());
@@ -146,28 +147,125 @@ async fn write_items(conn: &impl ConnectionTrait, changes: &[ItemChange]) -> Sto
              AND pack_items.used = v.column5",
             rows.join(", ")
         );
-        let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;
-        if updated.rows_affected() != chunk.len() as u64 {
-            return Err(StoreError::conflict("the capacity of a resource pack in this batch"));
-        }
+        statements.push((Statement::from_sql_and_values(backend, sql, values), chunk.len() as u64));
     }
-    Ok(())
+    statements
 }
 
-/// Inserts usage records and returns `(account, idempotency key, id)` of each (`RETURNING`,
-/// on both backends), so the deductions can point at them without reading the rows back.
-async fn insert_records(
-    conn: &impl ConnectionTrait,
-    rows: &[usage_records::ActiveModel],
-) -> StoreResult<Vec<(i64, String, i64)>> {
-    let mut insert = usage_records::Entity::insert_many(rows.to_vec());
-    QueryTrait::query(&mut insert).returning(Query::returning().columns([
-        usage_records::Column::AccountId,
-        usage_records::Column::IdempotencyKey,
-        usage_records::Column::Id,
-    ]));
-    let statement = insert.build(conn.get_database_backend());
-    let mut inserted = Vec::with_capacity(rows.len());
+/// One deduction row as planned; its record's ID is known once the records are inserted.
+struct NewDeduction {
+    /// The position of its record among the group's written records.
+    record: usize,
+    account_id: i64,
+    pack_id: String,
+    item_position: i32,
+    usage_type: Option<String>,
+    cycle_index: i64,
+    amount: i64,
+    before: Option<i64>,
+    after: Option<i64>,
+    deducted_at: i64,
+}
+
+const DEDUCTION_COLUMNS: &str = "account_id, usage_record_id, pack_id, item_position, usage_type, cycle_index, \
+                                 amount, before, after, deducted_at";
+/// Values per deduction row, and where the record's ID goes among them.
+const DEDUCTION_VALUES: usize = 10;
+const DEDUCTION_RECORD_ID: usize = 1;
+
+/// The deductions' INSERTs, 500 rows each, with the record of every row (the record IDs are 0
+/// until [`fill_record_ids`] sets them).
+fn deduction_inserts(backend: DatabaseBackend, rows: &[NewDeduction]) -> Vec<(Statement, Vec<usize>)> {
+    let mut statements = Vec::new();
+    for chunk in rows.chunks(500) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * DEDUCTION_VALUES);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            let start = values.len();
+            values.extend([
+                row.account_id.into(),
+                0_i64.into(),
+                row.pack_id.as_str().into(),
+                row.item_position.into(),
+                row.usage_type.clone().into(),
+                row.cycle_index.into(),
+                row.amount.into(),
+                row.before.into(),
+                row.after.into(),
+                row.deducted_at.into(),
+            ]);
+            tuples.push(placeholder_row(backend, start, DEDUCTION_VALUES));
+        }
+        let sql = format!("INSERT INTO deductions ({DEDUCTION_COLUMNS}) VALUES {}", tuples.join(", "));
+        statements
+            .push((Statement::from_sql_and_values(backend, sql, values), chunk.iter().map(|row| row.record).collect()));
+    }
+    statements
+}
+
+/// Sets each deduction row's record ID, from the IDs of the records by position.
+fn fill_record_ids(statement: &mut Statement, records: &[usize], record_ids: &[i64]) {
+    if let Some(values) = statement.values.as_mut() {
+        for (row, &record) in records.iter().enumerate() {
+            values.0[row * DEDUCTION_VALUES + DEDUCTION_RECORD_ID] = record_ids[record].into();
+        }
+    }
+}
+
+/// The usage records' INSERTs, 500 rows each, returning `(account, idempotency key, id)` of
+/// each row (on both backends), so the deductions can point at them without reading them back.
+fn record_inserts(backend: DatabaseBackend, rows: Vec<usage_records::ActiveModel>) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut insert = usage_records::Entity::insert_many(rows.by_ref().take(500));
+        QueryTrait::query(&mut insert).returning(Query::returning().columns([
+            usage_records::Column::AccountId,
+            usage_records::Column::IdempotencyKey,
+            usage_records::Column::Id,
+        ]));
+        statements.push(insert.build(backend));
+    }
+    statements
+}
+
+/// The daily rollups' upserts: each adds to the row of its (account, pack, usage type, day).
+fn daily_upserts(
+    backend: DatabaseBackend,
+    daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
+) -> Vec<Statement> {
+    let rows: Vec<usage_daily::ActiveModel> = daily
+        .into_iter()
+        .map(|((account_id, pack_id, usage_type, day), (amount, records))| usage_daily::ActiveModel {
+            account_id: Set(account_id),
+            pack_id: Set(pack_id),
+            usage_type: Set(usage_type),
+            day: Set(day.to_string()),
+            amount: Set(amount),
+            records: Set(records),
+        })
+        .collect();
+    rows.chunks(500)
+        .map(|chunk| {
+            usage_daily::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        usage_daily::Column::AccountId,
+                        usage_daily::Column::PackId,
+                        usage_daily::Column::UsageType,
+                        usage_daily::Column::Day,
+                    ])
+                    .value(usage_daily::Column::Amount, Expr::cust("usage_daily.amount + excluded.amount"))
+                    .value(usage_daily::Column::Records, Expr::cust("usage_daily.records + excluded.records"))
+                    .to_owned(),
+                )
+                .build(backend)
+        })
+        .collect()
+}
+
+/// Runs one records INSERT and returns `(account, idempotency key, id)` of each row.
+async fn insert_records(conn: &impl ConnectionTrait, statement: Statement) -> StoreResult<Vec<(i64, String, i64)>> {
     let returned = conn.query_all(statement).await.map_err(|error| {
         // Another transaction wrote one of these keys after this one looked (two batches with a
         // key in common, written side by side on PostgreSQL): retry, and find it stored.
@@ -177,17 +275,10 @@ async fn insert_records(
             error.into()
         }
     })?;
-    for row in returned {
-        inserted.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?));
-    }
-    if inserted.len() != rows.len() {
-        return Err(StoreError::Corrupt(format!(
-            "inserted {} usage records but the database returned {}",
-            rows.len(),
-            inserted.len()
-        )));
-    }
-    Ok(inserted)
+    returned
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?)))
+        .collect()
 }
 
 /// Usage records already stored under the batch's keys, by (account, key).
@@ -241,28 +332,23 @@ fn local_day(at: DateTime<Utc>, zone: Tz) -> (NaiveDate, DateTime<Utc>, DateTime
     (day, start_of(day), start_of(next))
 }
 
-/// The rows planning a group produced, before they are written.
-#[derive(Default)]
-struct BatchWrites {
-    records: Vec<usage_records::ActiveModel>,
-    /// Deductions with the position of their record in `records`.
-    deductions: Vec<(usize, deductions::ActiveModel)>,
-    daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
-    settlements: BTreeMap<String, Settlement>,
-}
-
-/// A group's records planned against their packs: every row its transaction writes.
+/// A group's records planned against their packs: the statements its transaction runs, built
+/// while planning (on SQLite that is while the group before it is written), so that writing
+/// only runs them.
 struct GroupPlan {
     /// Positions in the group of the records written: not stored before, and the first of
     /// their key in the group (a later one is answered as a replay of it).
     fresh: Vec<usize>,
-    writes: BatchWrites,
     /// The outcome of each written record, by (account, key); record IDs are filled in as the
     /// rows are inserted.
     outcomes: HashMap<(i64, String), UsageOutcome>,
-    item_changes: Vec<ItemChange>,
+    record_inserts: Vec<Statement>,
+    deduction_inserts: Vec<(Statement, Vec<usize>)>,
+    item_updates: Vec<(Statement, u64)>,
     /// Packs whose lifecycle the group changed (activated, exhausted): as read, and after.
     ended: Vec<(Pack, Pack)>,
+    daily_upserts: Vec<Statement>,
+    settlements: Vec<Settlement>,
     /// The time the rows are stamped with (the latest of the batches' receipt times).
     now: DateTime<Utc>,
 }
@@ -308,6 +394,7 @@ fn pairs_of<'a>(records: &[&'a CheckedRecord], fresh: &[usize]) -> BTreeSet<(i64
 /// Plans the fresh records, in order, against `groups` (the candidate packs of their pairs),
 /// which end up as the plan leaves them.
 fn plan_group(
+    backend: DatabaseBackend,
     records: &[&CheckedRecord],
     fresh: Vec<usize>,
     groups: &mut Groups,
@@ -315,7 +402,10 @@ fn plan_group(
 ) -> StoreResult<GroupPlan> {
     // Each touched pack as it was read, for the guarded writes.
     let mut before_by_id: HashMap<PackId, Pack> = HashMap::new();
-    let mut writes = BatchWrites::default();
+    let mut record_rows = Vec::with_capacity(fresh.len());
+    let mut deductions = Vec::with_capacity(fresh.len());
+    let mut daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)> = BTreeMap::new();
+    let mut settlements: BTreeMap<String, Settlement> = BTreeMap::new();
     let mut outcomes: HashMap<(i64, String), UsageOutcome> = HashMap::new();
     for &index in &fresh {
         let CheckedRecord { key, record, subproduct, account } = records[index];
@@ -331,8 +421,8 @@ fn plan_group(
         apply_plan(&plan, group, record.occurred_at);
         let overage_cost = subproduct.list_price.times(plan.overage);
         let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
-        let position = writes.records.len();
-        writes.records.push(usage_records::ActiveModel {
+        let position = record_rows.len();
+        record_rows.push(usage_records::ActiveModel {
             account_id: Set(record.account_id),
             idempotency_key: Set(key.clone()),
             product_code: Set(record.product.clone()),
@@ -349,30 +439,26 @@ fn plan_group(
         });
         for line in &plan.deductions {
             let amount = quantity_units(line.amount)?;
-            writes.deductions.push((
-                position,
-                deductions::ActiveModel {
-                    account_id: Set(record.account_id),
-                    usage_record_id: Set(0),
-                    pack_id: Set(line.pack_id.to_string()),
-                    item_position: Set(i32::try_from(line.item).unwrap_or(i32::MAX)),
-                    usage_type: Set(record.usage_type.clone()),
-                    cycle_index: Set(line.cycle_index),
-                    amount: Set(amount),
-                    before: Set(line.before.map(quantity_units).transpose()?),
-                    after: Set(line.after.map(quantity_units).transpose()?),
-                    deducted_at: Set(millis(record.occurred_at)),
-                    ..Default::default()
-                },
-            ));
+            deductions.push(NewDeduction {
+                record: position,
+                account_id: record.account_id,
+                pack_id: line.pack_id.to_string(),
+                item_position: i32::try_from(line.item).unwrap_or(i32::MAX),
+                usage_type: record.usage_type.clone(),
+                cycle_index: line.cycle_index,
+                amount,
+                before: line.before.map(quantity_units).transpose()?,
+                after: line.after.map(quantity_units).transpose()?,
+                deducted_at: millis(record.occurred_at),
+            });
             let key = (record.account_id, line.pack_id.to_string(), record.usage_type.clone().unwrap_or_default(), day);
-            let total = writes.daily.entry(key).or_default();
+            let total = daily.entry(key).or_default();
             total.0 += amount;
             total.1 += 1;
         }
         if plan.overage > Decimal::ZERO {
             let key = format!("daily:{}:{}:{day}", record.account_id, subproduct.code);
-            let settlement = writes.settlements.entry(key.clone()).or_insert_with(|| Settlement {
+            let settlement = settlements.entry(key.clone()).or_insert_with(|| Settlement {
                 key,
                 account_id: record.account_id,
                 zone_of_account: account.time_zone,
@@ -421,7 +507,17 @@ fn plan_group(
             ended.push((before.clone(), pack.clone()));
         }
     }
-    Ok(GroupPlan { fresh, writes, outcomes, item_changes, ended, now })
+    Ok(GroupPlan {
+        fresh,
+        outcomes,
+        record_inserts: record_inserts(backend, record_rows),
+        deduction_inserts: deduction_inserts(backend, &deductions),
+        item_updates: item_updates(backend, &item_changes),
+        ended,
+        daily_upserts: daily_upserts(backend, daily),
+        settlements: settlements.into_values().collect(),
+        now,
+    })
 }
 
 impl Store {
@@ -538,7 +634,7 @@ impl Store {
                     None => (HashMap::new(), pairs),
                 };
                 read_candidates(&*tx, &missing, &mut groups).await?;
-                let plan = plan_group(records, fresh, &mut groups, now)?;
+                let plan = plan_group(tx.get_database_backend(), records, fresh, &mut groups, now)?;
                 (stored, plan, groups)
             }
         };
@@ -585,7 +681,7 @@ impl Store {
         }
         read_candidates(&snapshot, &missing, &mut groups).await?;
         snapshot.commit().await?;
-        let plan = plan_group(&records, fresh, &mut groups, group_now(jobs))?;
+        let plan = plan_group(self.read().get_database_backend(), &records, fresh, &mut groups, group_now(jobs))?;
         Ok(Some(AheadPlan { stamp, plan, groups }))
     }
 
@@ -649,61 +745,51 @@ async fn write_plan(
     stored: &Stored,
     plan: GroupPlan,
 ) -> StoreResult<Vec<UsageOutcome>> {
-    let GroupPlan { fresh, writes, mut outcomes, item_changes, ended, now } = plan;
-    for chunk in writes.records.chunks(500) {
-        for (account_id, key, id) in insert_records(&**tx, chunk).await? {
+    let GroupPlan {
+        fresh,
+        mut outcomes,
+        record_inserts,
+        deduction_inserts,
+        item_updates,
+        ended,
+        daily_upserts,
+        settlements,
+        now,
+    } = plan;
+    let mut inserted = 0;
+    for statement in record_inserts {
+        for (account_id, key, id) in insert_records(&**tx, statement).await? {
+            inserted += 1;
             if let Some(outcome) = outcomes.get_mut(&(account_id, key)) {
                 outcome.usage_record_id = id;
             }
         }
     }
+    if inserted != fresh.len() {
+        return Err(StoreError::Corrupt(format!(
+            "inserted {} usage records but the database returned {inserted}",
+            fresh.len()
+        )));
+    }
     let record_ids: Vec<i64> = fresh
         .iter()
         .map(|&i| outcomes[&(records[i].record.account_id, records[i].key.clone())].usage_record_id)
         .collect();
-    let deduction_rows: Vec<deductions::ActiveModel> = writes
-        .deductions
-        .into_iter()
-        .map(|(position, mut row)| {
-            row.usage_record_id = Set(record_ids[position]);
-            row
-        })
-        .collect();
-    for chunk in deduction_rows.chunks(500) {
-        deductions::Entity::insert_many(chunk.to_vec()).exec_without_returning(&**tx).await?;
+    for (mut statement, rows) in deduction_inserts {
+        fill_record_ids(&mut statement, &rows, &record_ids);
+        tx.execute(statement).await?;
     }
-    write_items(&**tx, &item_changes).await?;
+    for (statement, rows) in item_updates {
+        if tx.execute(statement).await?.rows_affected() != rows {
+            return Err(StoreError::conflict("the capacity of a resource pack in this batch"));
+        }
+    }
     let ended: Vec<_> = ended.iter().map(|(before, after)| (before, after, Some(now))).collect();
     write_packs(&**tx, &ended, now).await?;
-    let daily: Vec<usage_daily::ActiveModel> = writes
-        .daily
-        .into_iter()
-        .map(|((account_id, pack_id, usage_type, day), (amount, records))| usage_daily::ActiveModel {
-            account_id: Set(account_id),
-            pack_id: Set(pack_id),
-            usage_type: Set(usage_type),
-            day: Set(day.to_string()),
-            amount: Set(amount),
-            records: Set(records),
-        })
-        .collect();
-    for chunk in daily.chunks(500) {
-        usage_daily::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    usage_daily::Column::AccountId,
-                    usage_daily::Column::PackId,
-                    usage_daily::Column::UsageType,
-                    usage_daily::Column::Day,
-                ])
-                .value(usage_daily::Column::Amount, Expr::cust("usage_daily.amount + excluded.amount"))
-                .value(usage_daily::Column::Records, Expr::cust("usage_daily.records + excluded.records"))
-                .to_owned(),
-            )
-            .exec_without_returning(&**tx)
-            .await?;
+    for statement in daily_upserts {
+        tx.execute(statement).await?;
     }
-    add_settlements(&**tx, writes.settlements.into_values().collect(), now).await?;
+    add_settlements(&**tx, settlements, now).await?;
 
     let mut answers = Vec::with_capacity(records.len());
     let mut answered: HashSet<(i64, &str)> = HashSet::new();
