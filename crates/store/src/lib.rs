@@ -57,7 +57,7 @@ pub use sessions::{Session, SignIn, MAX_FAILED_SIGN_INS, SESSION_LIFETIME, THROT
 pub use settlement::{SettlementReport, SETTLEMENT_LEDGER_KIND};
 pub use upkeep::SweepReport;
 pub use usage::{DailyUsage, DeductionFilter, DeductionRow, UsageInput, UsageOutcome, MAX_BATCH};
-pub use usage_queue::GROUP_RECORDS as USAGE_GROUP_RECORDS;
+pub use usage_queue::{GROUP_RECORDS as USAGE_GROUP_RECORDS, USAGE_WRITERS_POSTGRES};
 pub use users::{FirstUser, NewUser, Role, User};
 
 /// The handle both apps hold: a connection pool plus what write transactions need.
@@ -87,9 +87,10 @@ impl Store {
     pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
         let db::Connections { pool: db, sqlite_writer } = db::connect(url).await?;
         let candidate_cache = sqlite_writer.is_some().then(Arc::default);
-        // SQLite writes one transaction at a time anyway; on PostgreSQL a second group can
-        // plan and write while the first commits.
-        let usage_queue = Arc::new(usage_queue::GroupQueue::new(if sqlite_writer.is_some() { 1 } else { 2 }));
+        // SQLite writes one transaction at a time anyway; on PostgreSQL other groups plan and
+        // write while one waits for its commit.
+        let writers = if sqlite_writer.is_some() { 1 } else { USAGE_WRITERS_POSTGRES };
+        let usage_queue = Arc::new(usage_queue::GroupQueue::new(writers));
         Ok(Store { db, sqlite_writer, candidate_cache, usage_queue, catalog: Arc::default(), sealing })
     }
 

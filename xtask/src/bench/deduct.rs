@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use respack_domain::chrono::Duration;
 use respack_domain::money::{from_fixed, to_fixed, QUANTITY_SCALE};
 use respack_domain::rust_decimal::Decimal;
-use respack_store::{SealingKey, Store, UsageInput, USAGE_GROUP_RECORDS};
+use respack_store::{SealingKey, Store, UsageInput, USAGE_GROUP_RECORDS, USAGE_WRITERS_POSTGRES};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement, TransactionTrait, Value,
@@ -145,7 +145,7 @@ async fn measure_pair(
     )
     .await?;
     let work = generate(options.shape, &ids, clients);
-    let writers = if raw.get_database_backend() == DatabaseBackend::Sqlite { 1 } else { 2 };
+    let writers = if raw.get_database_backend() == DatabaseBackend::Sqlite { 1 } else { USAGE_WRITERS_POSTGRES };
     let groups = Arc::new(BaselineGroups { pending: Mutex::new(Vec::new()), writers: Semaphore::new(writers) });
     let sender = raw.clone();
     let baseline = drive(&format!("{backend} plain SQL"), work, move |batch| {
@@ -282,8 +282,8 @@ struct Item {
 }
 
 /// The baseline's group commit, as respack does it: the batches queued when a writer gets its
-/// turn are written in one transaction (one writer at a time on SQLite, two on PostgreSQL),
-/// up to respack's group size.
+/// turn are written in one transaction (one writer at a time on SQLite, as many as respack runs
+/// on PostgreSQL), up to respack's group size.
 struct BaselineGroups {
     pending: Mutex<Vec<(Batch, oneshot::Sender<()>)>>,
     writers: Semaphore,
