@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryTrait, Set, Statement,
     TransactionTrait,
@@ -174,7 +174,7 @@ const DEDUCTION_VALUES: usize = 10;
 const DEDUCTION_RECORD_ID: usize = 1;
 
 /// The deductions' INSERTs, 500 rows each, with the record of every row (the record IDs are 0
-/// until [`fill_record_ids`] sets them).
+/// until [`fill_ids`] sets them).
 fn deduction_inserts(backend: DatabaseBackend, rows: &[NewDeduction]) -> Vec<(Statement, Vec<usize>)> {
     let mut statements = Vec::new();
     for chunk in rows.chunks(500) {
@@ -203,30 +203,69 @@ fn deduction_inserts(backend: DatabaseBackend, rows: &[NewDeduction]) -> Vec<(St
     statements
 }
 
-/// Sets each deduction row's record ID, from the IDs of the records by position.
-fn fill_record_ids(statement: &mut Statement, records: &[usize], record_ids: &[i64]) {
+/// A usage record's values, in [`RECORD_COLUMNS`] order.
+type RecordValues = [sea_orm::Value; RECORD_VALUES];
+const RECORD_VALUES: usize = 12;
+
+const RECORD_COLUMNS: &str = "account_id, idempotency_key, product_code, subproduct_code, usage_type, unit, \
+                              attributes, quantity, overage, overage_cost, occurred_at, received_at";
+
+/// The usage records' INSERTs, 500 rows each, with the rows each holds. On SQLite the IDs are
+/// given — the first value of each row, filled in by [`fill_ids`] once the transaction knows
+/// the next free one — so nothing need come back; on PostgreSQL the sequence assigns them and
+/// each statement returns `(account, idempotency key, id)` of its rows.
+fn record_inserts(backend: DatabaseBackend, rows: Vec<RecordValues>) -> Vec<(Statement, usize)> {
+    let given_ids = backend == DatabaseBackend::Sqlite;
+    let per_row = RECORD_VALUES + usize::from(given_ids);
+    let mut statements = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(500 * per_row);
+        let mut tuples = Vec::with_capacity(500);
+        for row in rows.by_ref().take(500) {
+            let start = values.len();
+            if given_ids {
+                values.push(0_i64.into());
+            }
+            values.extend(row);
+            tuples.push(placeholder_row(backend, start, per_row));
+        }
+        let sql = if given_ids {
+            format!("INSERT INTO usage_records (id, {RECORD_COLUMNS}) VALUES {}", tuples.join(", "))
+        } else {
+            format!(
+                "INSERT INTO usage_records ({RECORD_COLUMNS}) VALUES {} RETURNING account_id, idempotency_key, id",
+                tuples.join(", ")
+            )
+        };
+        let count = tuples.len();
+        statements.push((Statement::from_sql_and_values(backend, sql, values), count));
+    }
+    statements
+}
+
+/// Sets an ID in each row of a multi-row statement: the value at `offset` of every run of
+/// `per_row` values gets the next of `ids`.
+fn fill_ids(statement: &mut Statement, per_row: usize, offset: usize, ids: impl IntoIterator<Item = i64>) {
     if let Some(values) = statement.values.as_mut() {
-        for (row, &record) in records.iter().enumerate() {
-            values.0[row * DEDUCTION_VALUES + DEDUCTION_RECORD_ID] = record_ids[record].into();
+        for (row, id) in ids.into_iter().enumerate() {
+            values.0[row * per_row + offset] = id.into();
         }
     }
 }
 
-/// The usage records' INSERTs, 500 rows each, returning `(account, idempotency key, id)` of
-/// each row (on both backends), so the deductions can point at them without reading them back.
-fn record_inserts(backend: DatabaseBackend, rows: Vec<usage_records::ActiveModel>) -> Vec<Statement> {
-    let mut statements = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut insert = usage_records::Entity::insert_many(rows.by_ref().take(500));
-        QueryTrait::query(&mut insert).returning(Query::returning().columns([
-            usage_records::Column::AccountId,
-            usage_records::Column::IdempotencyKey,
-            usage_records::Column::Id,
-        ]));
-        statements.push(insert.build(backend));
-    }
-    statements
+/// SQLite: the first ID no usage record has had (the table is `AUTOINCREMENT`, so
+/// `sqlite_sequence` remembers IDs of rows that are gone too).
+async fn next_record_id(conn: &impl ConnectionTrait) -> StoreResult<i64> {
+    let row = conn
+        .query_one(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'usage_records'), 0), \
+                        COALESCE((SELECT MAX(id) FROM usage_records), 0)) + 1",
+        ))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("no next usage record ID".into()))?;
+    Ok(row.try_get_by_index(0)?)
 }
 
 /// The daily rollups' upserts: each adds to the row of its (account, pack, usage type, day).
@@ -264,20 +303,49 @@ fn daily_upserts(
         .collect()
 }
 
-/// Runs one records INSERT and returns `(account, idempotency key, id)` of each row.
-async fn insert_records(conn: &impl ConnectionTrait, statement: Statement) -> StoreResult<Vec<(i64, String, i64)>> {
-    let returned = conn.query_all(statement).await.map_err(|error| {
-        // Another transaction wrote one of these keys after this one looked (two batches with a
-        // key in common, written side by side on PostgreSQL): retry, and find it stored.
+/// Inserts the records and returns their IDs in order: given on SQLite, returned by
+/// PostgreSQL.
+async fn insert_records(
+    tx: &WriteTx<'_>,
+    records: &[&CheckedRecord],
+    fresh: &[usize],
+    statements: Vec<(Statement, usize)>,
+) -> StoreResult<Vec<i64>> {
+    // Another transaction wrote one of these keys after this one looked (two batches with a
+    // key in common, written side by side on PostgreSQL): retry, and find it stored.
+    let key_taken = |error: sea_orm::DbErr| {
         if matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
             StoreError::conflict("a usage record with one of these idempotency keys")
         } else {
-            error.into()
+            StoreError::from(error)
         }
-    })?;
-    returned
+    };
+    if tx.get_database_backend() == DatabaseBackend::Sqlite {
+        let first = next_record_id(&**tx).await?;
+        let ids: Vec<i64> = (first..).take(fresh.len()).collect();
+        let mut done = 0;
+        for (mut statement, rows) in statements {
+            // The ID comes first in each row, before its RECORD_VALUES.
+            fill_ids(&mut statement, RECORD_VALUES + 1, 0, ids[done..done + rows].iter().copied());
+            done += rows;
+            tx.execute(statement).await.map_err(key_taken)?;
+        }
+        return Ok(ids);
+    }
+    let mut by_key: HashMap<(i64, String), i64> = HashMap::with_capacity(fresh.len());
+    for (statement, _) in statements {
+        for row in tx.query_all(statement).await.map_err(key_taken)? {
+            by_key.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?), row.try_get_by_index(2)?);
+        }
+    }
+    fresh
         .iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?)))
+        .map(|&i| {
+            let key = (records[i].record.account_id, records[i].key.clone());
+            by_key
+                .remove(&key)
+                .ok_or_else(|| StoreError::Corrupt(format!("the database returned no ID for usage record {:?}", key.1)))
+        })
         .collect()
 }
 
@@ -342,7 +410,7 @@ struct GroupPlan {
     /// The outcome of each written record, by (account, key); record IDs are filled in as the
     /// rows are inserted.
     outcomes: HashMap<(i64, String), UsageOutcome>,
-    record_inserts: Vec<Statement>,
+    record_inserts: Vec<(Statement, usize)>,
     deduction_inserts: Vec<(Statement, Vec<usize>)>,
     item_updates: Vec<(Statement, u64)>,
     /// Packs whose lifecycle the group changed (activated, exhausted): as read, and after.
@@ -422,21 +490,20 @@ fn plan_group(
         let overage_cost = subproduct.list_price.times(plan.overage);
         let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
         let position = record_rows.len();
-        record_rows.push(usage_records::ActiveModel {
-            account_id: Set(record.account_id),
-            idempotency_key: Set(key.clone()),
-            product_code: Set(record.product.clone()),
-            subproduct_code: Set(record.subproduct.clone()),
-            usage_type: Set(record.usage_type.clone()),
-            unit: Set(record.unit.clone()),
-            attributes: Set(serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into())),
-            quantity: Set(quantity_units(record.quantity)?),
-            overage: Set(quantity_units(plan.overage)?),
-            overage_cost: Set(money_units(overage_cost)?),
-            occurred_at: Set(millis(record.occurred_at)),
-            received_at: Set(millis(now)),
-            ..Default::default()
-        });
+        record_rows.push([
+            record.account_id.into(),
+            key.as_str().into(),
+            record.product.as_str().into(),
+            record.subproduct.as_str().into(),
+            record.usage_type.clone().into(),
+            record.unit.as_str().into(),
+            serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()).into(),
+            quantity_units(record.quantity)?.into(),
+            quantity_units(plan.overage)?.into(),
+            money_units(overage_cost)?.into(),
+            millis(record.occurred_at).into(),
+            millis(now).into(),
+        ]);
         for line in &plan.deductions {
             let amount = quantity_units(line.amount)?;
             deductions.push(NewDeduction {
@@ -756,27 +823,14 @@ async fn write_plan(
         settlements,
         now,
     } = plan;
-    let mut inserted = 0;
-    for statement in record_inserts {
-        for (account_id, key, id) in insert_records(&**tx, statement).await? {
-            inserted += 1;
-            if let Some(outcome) = outcomes.get_mut(&(account_id, key)) {
-                outcome.usage_record_id = id;
-            }
+    let record_ids = insert_records(tx, records, &fresh, record_inserts).await?;
+    for (&i, &id) in fresh.iter().zip(&record_ids) {
+        if let Some(outcome) = outcomes.get_mut(&(records[i].record.account_id, records[i].key.clone())) {
+            outcome.usage_record_id = id;
         }
     }
-    if inserted != fresh.len() {
-        return Err(StoreError::Corrupt(format!(
-            "inserted {} usage records but the database returned {inserted}",
-            fresh.len()
-        )));
-    }
-    let record_ids: Vec<i64> = fresh
-        .iter()
-        .map(|&i| outcomes[&(records[i].record.account_id, records[i].key.clone())].usage_record_id)
-        .collect();
     for (mut statement, rows) in deduction_inserts {
-        fill_record_ids(&mut statement, &rows, &record_ids);
+        fill_ids(&mut statement, DEDUCTION_VALUES, DEDUCTION_RECORD_ID, rows.iter().map(|&record| record_ids[record]));
         tx.execute(statement).await?;
     }
     for (statement, rows) in item_updates {

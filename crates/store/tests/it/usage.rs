@@ -392,7 +392,7 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
     for caller in 0..8 {
         let store = store.clone();
         callers.spawn(async move {
-            let mut written = (Decimal::ZERO, Decimal::ZERO);
+            let mut written = (Decimal::ZERO, Decimal::ZERO, Vec::new());
             for batch in 0..12 {
                 let mut keys: Vec<String> = (0..25).map(|n| format!("c{caller}-b{batch}-{n}")).collect();
                 let resend = batch % 4 == 3;
@@ -407,6 +407,7 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
                 for outcome in outcomes.iter().filter(|o| !o.replayed) {
                     written.0 += outcome.deducted;
                     written.1 += outcome.overage;
+                    written.2.push((outcome.usage_record_id, outcome.deducted));
                 }
             }
             written
@@ -416,13 +417,14 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
         let (other, capacities) = (other.clone(), capacities.keys().cloned().collect::<Vec<_>>());
         tokio::spawn(async move {
             let mut issued = Vec::new();
-            let mut written = (Decimal::ZERO, Decimal::ZERO);
+            let mut written = (Decimal::ZERO, Decimal::ZERO, Vec::new());
             for round in 0..12 {
                 let records: Vec<_> = (0..5).map(|n| usage(&format!("o{round}-{n}"), "2", t0())).collect();
                 let outcomes = other.record_usage(account.id, &records, t0()).await.unwrap();
                 for outcome in &outcomes {
                     written.0 += outcome.deducted;
                     written.1 += outcome.overage;
+                    written.2.push((outcome.usage_record_id, outcome.deducted));
                 }
                 let pack = &capacities[round % capacities.len()];
                 // Frozen for a moment, unless the callers have used it up by now.
@@ -449,12 +451,15 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
         })
     };
     let (mut answered_deducted, mut answered_overage) = (Decimal::ZERO, Decimal::ZERO);
+    let mut by_record = std::collections::BTreeMap::new();
     while let Some(joined) = callers.join_next().await {
-        let (deducted, overage) = joined.unwrap();
+        let (deducted, overage, records) = joined.unwrap();
         answered_deducted += deducted;
         answered_overage += overage;
+        by_record.extend(records.into_iter().filter(|(_, deducted)| !deducted.is_zero()));
     }
     let (issued, by_other) = meddler.await.unwrap();
+    by_record.extend(by_other.2.iter().copied().filter(|(_, deducted)| !deducted.is_zero()));
     assert_eq!(
         answered_deducted + answered_overage,
         dec("1.5") * Decimal::from(8 * 12 * 25),
@@ -465,6 +470,7 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
     capacities.extend(issued.into_iter().map(|id| (id, dec("100"))));
 
     let mut deducted = Decimal::ZERO;
+    let mut from_rows = std::collections::BTreeMap::new();
     for (pack_id, capacity) in &capacities {
         let filter = DeductionFilter {
             account_ids: vec![account.id],
@@ -475,12 +481,16 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
         let page = store.list_deductions(&filter).await.unwrap();
         assert!(page.total <= 1000);
         let from_pack: Decimal = page.items.iter().map(|d| d.amount).sum();
+        for row in &page.items {
+            *from_rows.entry(row.usage_record_id).or_insert(Decimal::ZERO) += row.amount;
+        }
         let remaining = store.pack(None, pack_id).await.unwrap().items[0].remaining;
         assert!(remaining >= Decimal::ZERO);
         assert_eq!(remaining, capacity - from_pack, "pack {pack_id}: what is left is its capacity less its deductions");
         deducted += from_pack;
     }
     assert_eq!(deducted, answered_deducted + by_other.0, "the deduction rows are what the answers said");
+    assert_eq!(from_rows, by_record, "each record's deduction rows point at it and add up to its answer");
 }
 
 crate::on_both_backends_with_two_handles!(
