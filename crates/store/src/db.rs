@@ -174,6 +174,21 @@ pub(crate) fn placeholder(backend: DatabaseBackend, n: usize) -> String {
 /// One row of placeholders for a multi-row `VALUES` list: `count` parameters after the first
 /// `start`, in parentheses.
 pub(crate) fn placeholder_row(backend: DatabaseBackend, start: usize, count: usize) -> String {
-    let marks: Vec<String> = (start..start + count).map(|n| placeholder(backend, n + 1)).collect();
-    format!("({})", marks.join(", "))
+    use std::fmt::Write;
+    // One buffer, no string per placeholder: bulk statements build thousands of rows.
+    let mut row = String::with_capacity(2 + count * 6);
+    row.push('(');
+    for n in start + 1..=start + count {
+        if n > start + 1 {
+            row.push_str(", ");
+        }
+        match backend {
+            DatabaseBackend::Postgres => {
+                let _ = write!(row, "${n}");
+            }
+            _ => row.push('?'),
+        }
+    }
+    row.push(')');
+    row
 }
