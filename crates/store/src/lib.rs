@@ -31,6 +31,7 @@ mod settlement;
 mod upkeep;
 mod usage;
 mod usage_queue;
+mod usage_sql;
 mod usage_write;
 mod users;
 

@@ -10,7 +10,8 @@
 //! the group queued behind it is planned against the packs the first one leaves (kept in the
 //! candidate cache) and a read snapshot of everything else, on another core. That plan is used
 //! only if the next transaction's write counter proves nobody else wrote in between; else the
-//! group is planned again inside its transaction, as on PostgreSQL.
+//! group is planned again inside its transaction, as on PostgreSQL. The statements themselves
+//! are built in `usage_sql`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -18,377 +19,22 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryTrait, Set, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+use tokio::sync::oneshot;
 
 use crate::bills::{add_settlements, Settlement};
 use crate::candidate_cache::{Groups, Pair};
-use crate::convert::{millis, money, money_units, quantity, quantity_units};
-use crate::db::{placeholder_row, WriteTx};
-use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
+use crate::convert::{millis, money_units, quantity_units};
+use crate::db::WriteTx;
 use crate::error::{StoreError, StoreResult};
-use crate::pack_rows::{item_row, pack_row, to_pack, write_packs, PACK_ITEM_COLUMNS};
+use crate::pack_rows::write_packs;
 use crate::usage::{CheckedRecord, UsageBatch, UsageOutcome};
 use crate::usage_queue::{Job, WriterSlot};
+use crate::usage_sql::{
+    daily_upserts, deduction_inserts, fill_ids, insert_records, item_updates, read_candidates, record_inserts,
+    replayed, stored_records, ItemChange, NewDeduction, RecordValues, Stored, DEDUCTION_RECORD_ID, DEDUCTION_VALUES,
+};
 use crate::{retrying, Store};
-use tokio::sync::oneshot;
-
-/// The live packs of exactly the (account, subproduct) pairs in the batch, with their items;
-/// the domain's `candidate_item` then applies the time window and scope. On PostgreSQL they
-/// are locked in ID order, so concurrent batches queue on shared packs and never deadlock on
-/// them.
-///
-/// The pairs drive the join. PostgreSQL gets them as two array parameters (one statement and
-/// one lock order however many pairs a group has). SQLite gets a VALUES list, in chunks below
-/// its parameter limit; there `CROSS JOIN` keeps that list the outer loop and `INDEXED BY`
-/// pins the pack index: without statistics its planner otherwise scans every live pack
-/// through `ix_packs_activation`, or builds an automatic index on the list for each batch.
-async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) -> StoreResult<Vec<Pack>> {
-    let pairs: Vec<(i64, &str)> = pairs.iter().copied().collect();
-    let mut packs: Vec<Pack> = Vec::new();
-    let statements = match conn.get_database_backend() {
-        DatabaseBackend::Postgres if !pairs.is_empty() => vec![postgres_candidates(&pairs)],
-        DatabaseBackend::Postgres => Vec::new(),
-        _ => pairs.chunks(5000).map(sqlite_candidates).collect(),
-    };
-    for statement in statements {
-        let mut current: Option<(packs::Model, Vec<pack_items::Model>)> = None;
-        for row in conn.query_all(statement).await? {
-            let (pack, item) = (pack_row(&row)?, item_row(&row)?);
-            match &mut current {
-                Some((open, items)) if open.id == pack.id => items.push(item),
-                _ => {
-                    if let Some((done, items)) = current.replace((pack, vec![item])) {
-                        packs.push(to_pack(done, &items, &[])?);
-                    }
-                }
-            }
-        }
-        if let Some((done, items)) = current {
-            packs.push(to_pack(done, &items, &[])?);
-        }
-    }
-    Ok(packs)
-}
-
-fn postgres_candidates(pairs: &[(i64, &str)]) -> Statement {
-    let accounts: Vec<String> = pairs.iter().map(|(account_id, _)| account_id.to_string()).collect();
-    let subproducts: Vec<String> = pairs.iter().map(|(_, code)| array_element(code)).collect();
-    Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        format!(
-            "SELECT {PACK_ITEM_COLUMNS} FROM packs p \
-             JOIN unnest($1::text::bigint[], $2::text::text[]) AS w (account_id, subproduct_code) \
-               ON p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
-             JOIN pack_items i ON i.pack_id = p.id \
-             WHERE p.lifecycle IN ('inactive', 'valid') AND p.frozen = false \
-             ORDER BY p.id, i.position FOR UPDATE OF p"
-        ),
-        [format!("{{{}}}", accounts.join(",")).into(), format!("{{{}}}", subproducts.join(",")).into()],
-    )
-}
-
-/// `text` as an element of a PostgreSQL array literal: quoted, with `"` and `\` escaped.
-fn array_element(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn sqlite_candidates(pairs: &[(i64, &str)]) -> Statement {
-    let values: Vec<sea_orm::Value> =
-        pairs.iter().flat_map(|(account_id, code)| [(*account_id).into(), (*code).into()]).collect();
-    Statement::from_sql_and_values(
-        DatabaseBackend::Sqlite,
-        format!(
-            "WITH w (account_id, subproduct_code) AS (VALUES {}) \
-             SELECT {PACK_ITEM_COLUMNS} FROM w \
-             CROSS JOIN packs p INDEXED BY ix_packs_account_subproduct \
-             JOIN pack_items i ON i.pack_id = p.id \
-             WHERE p.account_id = w.account_id AND p.subproduct_code = w.subproduct_code \
-               AND p.lifecycle IN ('inactive', 'valid') AND p.frozen = 0 \
-             ORDER BY p.id, i.position",
-            vec!["(?, ?)"; pairs.len()].join(", ")
-        ),
-        values,
-    )
-}
-
-/// One capacity item's change: where it is, what the batch read, what it writes.
-struct ItemChange {
-    pack_id: PackId,
-    position: i64,
-    seen: [i64; 3],
-    new: [i64; 3],
-}
-
-/// Every changed item's update, in few statements, each guarded on the values the plan was
-/// made from (`remaining`, `cycle_index`, `used`), with the rows it must change: if any item
-/// moved under us, the group retries.
-fn item_updates(backend: DatabaseBackend, changes: &[ItemChange]) -> Vec<(Statement, u64)> {
-    let mut statements = Vec::new();
-    for chunk in changes.chunks(400) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
-        let mut rows = Vec::with_capacity(chunk.len());
-        for change in chunk {
-            let start = values.len();
-            values.push(change.pack_id.as_str().into());
-            values.push(change.position.into());
-            values.extend(change.seen.iter().chain(change.new.iter()).map(|v| sea_orm::Value::from(*v)));
-            rows.push(placeholder_row(backend, start, values.len() - start));
-        }
-        // VALUES columns are named column1… on both PostgreSQL and SQLite.
-        let sql = format!(
-            "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7, used = v.column8 \
-             FROM (VALUES {}) AS v \
-             WHERE pack_items.pack_id = v.column1 AND pack_items.position = v.column2 \
-             AND pack_items.remaining = v.column3 AND pack_items.cycle_index = v.column4 \
-             AND pack_items.used = v.column5",
-            rows.join(", ")
-        );
-        statements.push((Statement::from_sql_and_values(backend, sql, values), chunk.len() as u64));
-    }
-    statements
-}
-
-/// One deduction row as planned; its record's ID is known once the records are inserted.
-struct NewDeduction {
-    /// The position of its record among the group's written records.
-    record: usize,
-    account_id: i64,
-    pack_id: String,
-    item_position: i32,
-    usage_type: Option<String>,
-    cycle_index: i64,
-    amount: i64,
-    before: Option<i64>,
-    after: Option<i64>,
-    deducted_at: i64,
-}
-
-const DEDUCTION_COLUMNS: &str = "account_id, usage_record_id, pack_id, item_position, usage_type, cycle_index, \
-                                 amount, before, after, deducted_at";
-/// Values per deduction row, and where the record's ID goes among them.
-const DEDUCTION_VALUES: usize = 10;
-const DEDUCTION_RECORD_ID: usize = 1;
-
-/// The deductions' INSERTs, 500 rows each, with the record of every row (the record IDs are 0
-/// until [`fill_ids`] sets them).
-fn deduction_inserts(backend: DatabaseBackend, rows: &[NewDeduction]) -> Vec<(Statement, Vec<usize>)> {
-    let mut statements = Vec::new();
-    for chunk in rows.chunks(500) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * DEDUCTION_VALUES);
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for row in chunk {
-            let start = values.len();
-            values.extend([
-                row.account_id.into(),
-                0_i64.into(),
-                row.pack_id.as_str().into(),
-                row.item_position.into(),
-                row.usage_type.clone().into(),
-                row.cycle_index.into(),
-                row.amount.into(),
-                row.before.into(),
-                row.after.into(),
-                row.deducted_at.into(),
-            ]);
-            tuples.push(placeholder_row(backend, start, DEDUCTION_VALUES));
-        }
-        let sql = format!("INSERT INTO deductions ({DEDUCTION_COLUMNS}) VALUES {}", tuples.join(", "));
-        statements
-            .push((Statement::from_sql_and_values(backend, sql, values), chunk.iter().map(|row| row.record).collect()));
-    }
-    statements
-}
-
-/// A usage record's values, in [`RECORD_COLUMNS`] order.
-type RecordValues = [sea_orm::Value; RECORD_VALUES];
-const RECORD_VALUES: usize = 12;
-
-const RECORD_COLUMNS: &str = "account_id, idempotency_key, product_code, subproduct_code, usage_type, unit, \
-                              attributes, quantity, overage, overage_cost, occurred_at, received_at";
-
-/// The usage records' INSERTs, 500 rows each, with the rows each holds. On SQLite the IDs are
-/// given — the first value of each row, filled in by [`fill_ids`] once the transaction knows
-/// the next free one — so nothing need come back; on PostgreSQL the sequence assigns them and
-/// each statement returns `(account, idempotency key, id)` of its rows.
-fn record_inserts(backend: DatabaseBackend, rows: Vec<RecordValues>) -> Vec<(Statement, usize)> {
-    let given_ids = backend == DatabaseBackend::Sqlite;
-    let per_row = RECORD_VALUES + usize::from(given_ids);
-    let mut statements = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(500 * per_row);
-        let mut tuples = Vec::with_capacity(500);
-        for row in rows.by_ref().take(500) {
-            let start = values.len();
-            if given_ids {
-                values.push(0_i64.into());
-            }
-            values.extend(row);
-            tuples.push(placeholder_row(backend, start, per_row));
-        }
-        let sql = if given_ids {
-            format!("INSERT INTO usage_records (id, {RECORD_COLUMNS}) VALUES {}", tuples.join(", "))
-        } else {
-            format!(
-                "INSERT INTO usage_records ({RECORD_COLUMNS}) VALUES {} RETURNING account_id, idempotency_key, id",
-                tuples.join(", ")
-            )
-        };
-        let count = tuples.len();
-        statements.push((Statement::from_sql_and_values(backend, sql, values), count));
-    }
-    statements
-}
-
-/// Sets an ID in each row of a multi-row statement: the value at `offset` of every run of
-/// `per_row` values gets the next of `ids`.
-fn fill_ids(statement: &mut Statement, per_row: usize, offset: usize, ids: impl IntoIterator<Item = i64>) {
-    if let Some(values) = statement.values.as_mut() {
-        for (row, id) in ids.into_iter().enumerate() {
-            values.0[row * per_row + offset] = id.into();
-        }
-    }
-}
-
-/// SQLite: the first ID no usage record has had (the table is `AUTOINCREMENT`, so
-/// `sqlite_sequence` remembers IDs of rows that are gone too).
-async fn next_record_id(conn: &impl ConnectionTrait) -> StoreResult<i64> {
-    let row = conn
-        .query_one(Statement::from_string(
-            DatabaseBackend::Sqlite,
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'usage_records'), 0), \
-                        COALESCE((SELECT MAX(id) FROM usage_records), 0)) + 1",
-        ))
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("no next usage record ID".into()))?;
-    Ok(row.try_get_by_index(0)?)
-}
-
-/// The daily rollups' upserts: each adds to the row of its (account, pack, usage type, day).
-fn daily_upserts(
-    backend: DatabaseBackend,
-    daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
-) -> Vec<Statement> {
-    let rows: Vec<usage_daily::ActiveModel> = daily
-        .into_iter()
-        .map(|((account_id, pack_id, usage_type, day), (amount, records))| usage_daily::ActiveModel {
-            account_id: Set(account_id),
-            pack_id: Set(pack_id),
-            usage_type: Set(usage_type),
-            day: Set(day.to_string()),
-            amount: Set(amount),
-            records: Set(records),
-        })
-        .collect();
-    rows.chunks(500)
-        .map(|chunk| {
-            usage_daily::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        usage_daily::Column::AccountId,
-                        usage_daily::Column::PackId,
-                        usage_daily::Column::UsageType,
-                        usage_daily::Column::Day,
-                    ])
-                    .value(usage_daily::Column::Amount, Expr::cust("usage_daily.amount + excluded.amount"))
-                    .value(usage_daily::Column::Records, Expr::cust("usage_daily.records + excluded.records"))
-                    .to_owned(),
-                )
-                .build(backend)
-        })
-        .collect()
-}
-
-/// Inserts the records and returns their IDs in order: given on SQLite, returned by
-/// PostgreSQL.
-async fn insert_records(
-    tx: &WriteTx<'_>,
-    records: &[&CheckedRecord],
-    fresh: &[usize],
-    statements: Vec<(Statement, usize)>,
-) -> StoreResult<Vec<i64>> {
-    // Another transaction wrote one of these keys after this one looked (two batches with a
-    // key in common, written side by side on PostgreSQL): retry, and find it stored.
-    let key_taken = |error: sea_orm::DbErr| {
-        if matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
-            StoreError::conflict("a usage record with one of these idempotency keys")
-        } else {
-            StoreError::from(error)
-        }
-    };
-    if tx.get_database_backend() == DatabaseBackend::Sqlite {
-        let first = next_record_id(&**tx).await?;
-        let ids: Vec<i64> = (first..).take(fresh.len()).collect();
-        let mut done = 0;
-        for (mut statement, rows) in statements {
-            // The ID comes first in each row, before its RECORD_VALUES.
-            fill_ids(&mut statement, RECORD_VALUES + 1, 0, ids[done..done + rows].iter().copied());
-            done += rows;
-            tx.execute(statement).await.map_err(key_taken)?;
-        }
-        return Ok(ids);
-    }
-    let mut by_key: HashMap<(i64, String), i64> = HashMap::with_capacity(fresh.len());
-    for (statement, _) in statements {
-        for row in tx.query_all(statement).await.map_err(key_taken)? {
-            by_key.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?), row.try_get_by_index(2)?);
-        }
-    }
-    fresh
-        .iter()
-        .map(|&i| {
-            let key = (records[i].record.account_id, records[i].key.clone());
-            by_key
-                .remove(&key)
-                .ok_or_else(|| StoreError::Corrupt(format!("the database returned no ID for usage record {:?}", key.1)))
-        })
-        .collect()
-}
-
-/// Usage records already stored under the batch's keys, by (account, key).
-async fn stored_records(
-    conn: &impl ConnectionTrait,
-    checked: &[&CheckedRecord],
-) -> StoreResult<HashMap<(i64, String), usage_records::Model>> {
-    let mut found = HashMap::new();
-    for chunk in checked.chunks(500) {
-        // By key only (the unique index leads with it), then by account here: two IN lists
-        // would make the database probe their cross product.
-        let wanted: HashSet<(i64, &str)> = chunk.iter().map(|c| (c.record.account_id, c.key.as_str())).collect();
-        let keys: BTreeSet<&str> = wanted.iter().map(|(_, key)| *key).collect();
-        let rows =
-            usage_records::Entity::find().filter(usage_records::Column::IdempotencyKey.is_in(keys)).all(conn).await?;
-        for row in rows {
-            if wanted.contains(&(row.account_id, row.idempotency_key.as_str())) {
-                found.insert((row.account_id, row.idempotency_key.clone()), row);
-            }
-        }
-    }
-    Ok(found)
-}
-
-async fn replayed(conn: &impl ConnectionTrait, row: &usage_records::Model) -> StoreResult<UsageOutcome> {
-    let deducted: i64 = deductions::Entity::find()
-        .filter(deductions::Column::AccountId.eq(row.account_id))
-        .filter(deductions::Column::UsageRecordId.eq(row.id))
-        .all(conn)
-        .await?
-        .iter()
-        .map(|d| d.amount)
-        .sum();
-    Ok(UsageOutcome {
-        idempotency_key: row.idempotency_key.clone(),
-        usage_record_id: row.id,
-        deducted: quantity(deducted),
-        overage: quantity(row.overage),
-        overage_cost: money(row.overage_cost),
-        replayed: true,
-    })
-}
 
 /// The local day containing `at`, with its start and end instants.
 fn local_day(at: DateTime<Utc>, zone: Tz) -> (NaiveDate, DateTime<Utc>, DateTime<Utc>) {
@@ -439,9 +85,6 @@ struct Previous {
     pairs: BTreeSet<Pair>,
 }
 
-/// Usage records already stored and the outcomes they answer with, by (account, key).
-type Stored = HashMap<(i64, String), usage_records::Model>;
-
 /// The group's records to write, by position: not in `stored`, and the first of their key.
 fn fresh_records(records: &[&CheckedRecord], stored: &Stored) -> Vec<usize> {
     let mut keys_seen: HashSet<(i64, &str)> = HashSet::new();
@@ -470,7 +113,7 @@ fn plan_group(
 ) -> StoreResult<GroupPlan> {
     // Each touched pack as it was read, for the guarded writes.
     let mut before_by_id: HashMap<PackId, Pack> = HashMap::new();
-    let mut record_rows = Vec::with_capacity(fresh.len());
+    let mut record_rows: Vec<RecordValues> = Vec::with_capacity(fresh.len());
     let mut deductions = Vec::with_capacity(fresh.len());
     let mut daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)> = BTreeMap::new();
     let mut settlements: BTreeMap<String, Settlement> = BTreeMap::new();
@@ -787,21 +430,6 @@ impl Store {
 /// The latest `now` of a group's batches.
 fn group_now(jobs: &[Job<UsageBatch, Vec<UsageOutcome>>]) -> DateTime<Utc> {
     jobs.iter().map(|job| job.batch.now).max().unwrap_or_default()
-}
-
-/// Reads the candidate packs of `pairs` into `groups` (every pair gets an entry, maybe empty).
-async fn read_candidates(
-    conn: &impl ConnectionTrait,
-    pairs: &BTreeSet<(i64, &str)>,
-    groups: &mut Groups,
-) -> StoreResult<()> {
-    for &(account_id, subproduct) in pairs {
-        groups.insert((account_id, subproduct.to_owned()), Vec::new());
-    }
-    for pack in candidates(conn, pairs).await? {
-        groups.entry((pack.account_id, pack.subproduct.clone())).or_default().push(pack);
-    }
-    Ok(())
 }
 
 /// Writes a plan's rows: records and their IDs, deductions, capacity, lifecycle, rollups,
