@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::futures::Notified;
 use tokio::sync::{oneshot, Notify};
 
 use crate::error::StoreResult;
@@ -37,7 +38,7 @@ pub(crate) struct Job<T, R> {
 pub(crate) struct GroupQueue<T, R> {
     state: Mutex<QueueState<T, R>>,
     max_writers: usize,
-    /// Woken by every push, for a writer waiting for the group behind the one it writes.
+    /// Woken by every push, for a writer planning the group behind the one it writes.
     arrived: Notify,
 }
 
@@ -70,26 +71,26 @@ impl<T, R> GroupQueue<T, R> {
         None
     }
 
-    /// The group behind the one a writer is writing, to plan while that one is written: waits
-    /// until half a group's records are queued, or until `written` resolves (the writer is
-    /// done with its group), then takes what is queued — maybe nothing. The writer keeps its
+    /// The oldest queued jobs that fit in `room` records, in order (maybe none): for a writer
+    /// planning the group behind the one it writes as its batches arrive. The writer keeps its
     /// slot meanwhile, so no job is left without a writer.
-    pub(crate) async fn group_behind(&self, mut written: oneshot::Receiver<()>) -> Option<Vec<Job<T, R>>> {
-        let mut done = false;
-        loop {
-            let arrived = self.arrived.notified();
-            {
-                let mut state = self.lock();
-                let queued: usize = state.pending.iter().map(|job| job.records).sum();
-                if done || queued >= GROUP_RECORDS / 2 {
-                    return take_group(&mut state.pending);
-                }
+    pub(crate) fn take_queued(&self, room: usize) -> Vec<Job<T, R>> {
+        let mut state = self.lock();
+        let mut taken = Vec::new();
+        let mut records = 0;
+        while let Some(job) = state.pending.front() {
+            if records + job.records > room {
+                break;
             }
-            tokio::select! {
-                () = arrived => {}
-                _ = &mut written, if !done => done = true,
-            }
+            records += job.records;
+            taken.extend(state.pending.pop_front());
         }
+        taken
+    }
+
+    /// Resolves once a job is pushed (or was pushed since the last time one resolved).
+    pub(crate) fn arrived(&self) -> Notified<'_> {
+        self.arrived.notified()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<T, R>> {

@@ -28,8 +28,8 @@ use crate::convert::{millis, money_units, quantity_units};
 use crate::db::WriteTx;
 use crate::error::{StoreError, StoreResult};
 use crate::pack_rows::write_packs;
-use crate::usage::{CheckedRecord, UsageBatch, UsageOutcome};
-use crate::usage_queue::{Job, WriterSlot};
+use crate::usage::{CheckedRecord, UsageBatch, UsageOutcome, UsageQueue};
+use crate::usage_queue::{Job, WriterSlot, GROUP_RECORDS};
 use crate::usage_sql::{
     daily_upserts, deduction_inserts, fill_ids, insert_records, item_updates, read_candidates, record_inserts,
     replayed, stored_records, ItemChange, NewDeduction, RecordValues, Stored, DEDUCTION_RECORD_ID, DEDUCTION_VALUES,
@@ -77,6 +77,19 @@ struct AheadPlan {
     groups: Groups,
 }
 
+/// The batches of a group, as the queue hands them to the writer.
+type QueuedJobs = Vec<Job<UsageBatch, Vec<UsageOutcome>>>;
+
+/// Records of a group planned ahead in parts: the group's records so far, where the new part
+/// starts, when it was received, and what the group being written says.
+struct Part<'a> {
+    records: &'a [&'a CheckedRecord],
+    from: usize,
+    received: DateTime<Utc>,
+    stamp: i64,
+    previous: &'a Previous,
+}
+
 /// What the group being written tells the planning of the group behind it.
 struct Previous {
     /// The write counter of its transaction.
@@ -102,132 +115,164 @@ fn pairs_of<'a>(records: &[&'a CheckedRecord], fresh: &[usize]) -> BTreeSet<(i64
     fresh.iter().map(|&i| (records[i].record.account_id, records[i].record.subproduct.as_str())).collect()
 }
 
-/// Plans the fresh records, in order, against `groups` (the candidate packs of their pairs),
-/// which end up as the plan leaves them.
+/// Plans records, in order, into a group's rows against `groups` (the candidate packs of their
+/// pairs), which end up as the plan leaves them. A group may be planned in parts, as its
+/// batches arrive while the group before it is written.
+#[derive(Default)]
+struct Planner {
+    fresh: Vec<usize>,
+    /// Each touched pack as it was read, for the guarded writes.
+    before_by_id: HashMap<PackId, Pack>,
+    record_rows: Vec<RecordValues>,
+    deductions: Vec<NewDeduction>,
+    daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
+    settlements: BTreeMap<String, Settlement>,
+    outcomes: HashMap<(i64, String), UsageOutcome>,
+    /// The latest receipt time of the records planned.
+    now: DateTime<Utc>,
+}
+
+impl Planner {
+    /// Plans the records at `fresh` (positions in the group's records: not stored, the first
+    /// of their key), received at `received`.
+    fn add(
+        &mut self,
+        records: &[&CheckedRecord],
+        fresh: &[usize],
+        groups: &mut Groups,
+        received: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.now = self.now.max(received);
+        for &index in fresh {
+            let CheckedRecord { key, record, subproduct, account } = records[index];
+            let group = groups.entry((record.account_id, record.subproduct.clone())).or_default();
+            let plan = plan_deduction(record, group);
+            for line in &plan.deductions {
+                if !self.before_by_id.contains_key(&line.pack_id) {
+                    if let Some(pack) = group.iter().find(|pack| pack.id == line.pack_id) {
+                        self.before_by_id.insert(pack.id.clone(), pack.clone());
+                    }
+                }
+            }
+            apply_plan(&plan, group, record.occurred_at);
+            let overage_cost = subproduct.list_price.times(plan.overage);
+            let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
+            let position = self.record_rows.len();
+            self.fresh.push(index);
+            self.record_rows.push([
+                record.account_id.into(),
+                key.as_str().into(),
+                record.product.as_str().into(),
+                record.subproduct.as_str().into(),
+                record.usage_type.clone().into(),
+                record.unit.as_str().into(),
+                serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()).into(),
+                quantity_units(record.quantity)?.into(),
+                quantity_units(plan.overage)?.into(),
+                money_units(overage_cost)?.into(),
+                millis(record.occurred_at).into(),
+                millis(received).into(),
+            ]);
+            for line in &plan.deductions {
+                let amount = quantity_units(line.amount)?;
+                self.deductions.push(NewDeduction {
+                    record: position,
+                    account_id: record.account_id,
+                    pack_id: line.pack_id.to_string(),
+                    item_position: i32::try_from(line.item).unwrap_or(i32::MAX),
+                    usage_type: record.usage_type.clone(),
+                    cycle_index: line.cycle_index,
+                    amount,
+                    before: line.before.map(quantity_units).transpose()?,
+                    after: line.after.map(quantity_units).transpose()?,
+                    deducted_at: millis(record.occurred_at),
+                });
+                let key =
+                    (record.account_id, line.pack_id.to_string(), record.usage_type.clone().unwrap_or_default(), day);
+                let total = self.daily.entry(key).or_default();
+                total.0 += amount;
+                total.1 += 1;
+            }
+            if plan.overage > Decimal::ZERO {
+                let key = format!("daily:{}:{}:{day}", record.account_id, subproduct.code);
+                let settlement = self.settlements.entry(key.clone()).or_insert_with(|| Settlement {
+                    key,
+                    account_id: record.account_id,
+                    zone_of_account: account.time_zone,
+                    resource_id: format!("{}-{}", account.uin, subproduct.code),
+                    resource_name: subproduct.name.clone(),
+                    business_code: record.product.clone(),
+                    product_code: subproduct.code.clone(),
+                    config_desc: format!("{}: {} per {}", subproduct.name, subproduct.list_price, subproduct.unit),
+                    cost: Money::ZERO,
+                    day_start,
+                    day_end,
+                });
+                settlement.cost = settlement.cost + overage_cost;
+            }
+            self.outcomes.insert(
+                (record.account_id, key.clone()),
+                UsageOutcome {
+                    idempotency_key: key.clone(),
+                    usage_record_id: 0,
+                    deducted: plan.deducted(),
+                    overage: plan.overage,
+                    overage_cost,
+                    replayed: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The group's plan: its statements, built from what was planned.
+    fn finish(self, backend: DatabaseBackend, groups: &mut Groups) -> StoreResult<GroupPlan> {
+        let mut item_changes = Vec::new();
+        let mut ended = Vec::new();
+        for pack in groups.values_mut().flatten() {
+            let Some(before) = self.before_by_id.get(&pack.id) else { continue };
+            for (position, (old, new)) in before.items.iter().zip(&pack.items).enumerate() {
+                if old != new {
+                    item_changes.push(ItemChange {
+                        pack_id: pack.id.clone(),
+                        position: position as i64,
+                        seen: [quantity_units(old.remaining)?, old.cycle_index, quantity_units(old.used)?],
+                        new: [quantity_units(new.remaining)?, new.cycle_index, quantity_units(new.used)?],
+                    });
+                }
+            }
+            // Packs the group activated or exhausted; respackd looks at them on its next sweep
+            // (the "exhausted" email).
+            if before.lifecycle != pack.lifecycle {
+                pack.version = before.version + 1;
+                ended.push((before.clone(), pack.clone()));
+            }
+        }
+        Ok(GroupPlan {
+            fresh: self.fresh,
+            outcomes: self.outcomes,
+            record_inserts: record_inserts(backend, self.record_rows),
+            deduction_inserts: deduction_inserts(backend, &self.deductions),
+            item_updates: item_updates(backend, &item_changes),
+            ended,
+            daily_upserts: daily_upserts(backend, self.daily),
+            settlements: self.settlements.into_values().collect(),
+            now: self.now,
+        })
+    }
+}
+
+/// Plans a whole group at once (see [`Planner`]).
 fn plan_group(
     backend: DatabaseBackend,
     records: &[&CheckedRecord],
-    fresh: Vec<usize>,
+    fresh: &[usize],
     groups: &mut Groups,
     now: DateTime<Utc>,
 ) -> StoreResult<GroupPlan> {
-    // Each touched pack as it was read, for the guarded writes.
-    let mut before_by_id: HashMap<PackId, Pack> = HashMap::new();
-    let mut record_rows: Vec<RecordValues> = Vec::with_capacity(fresh.len());
-    let mut deductions = Vec::with_capacity(fresh.len());
-    let mut daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)> = BTreeMap::new();
-    let mut settlements: BTreeMap<String, Settlement> = BTreeMap::new();
-    let mut outcomes: HashMap<(i64, String), UsageOutcome> = HashMap::new();
-    for &index in &fresh {
-        let CheckedRecord { key, record, subproduct, account } = records[index];
-        let group = groups.entry((record.account_id, record.subproduct.clone())).or_default();
-        let plan = plan_deduction(record, group);
-        for line in &plan.deductions {
-            if !before_by_id.contains_key(&line.pack_id) {
-                if let Some(pack) = group.iter().find(|pack| pack.id == line.pack_id) {
-                    before_by_id.insert(pack.id.clone(), pack.clone());
-                }
-            }
-        }
-        apply_plan(&plan, group, record.occurred_at);
-        let overage_cost = subproduct.list_price.times(plan.overage);
-        let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
-        let position = record_rows.len();
-        record_rows.push([
-            record.account_id.into(),
-            key.as_str().into(),
-            record.product.as_str().into(),
-            record.subproduct.as_str().into(),
-            record.usage_type.clone().into(),
-            record.unit.as_str().into(),
-            serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()).into(),
-            quantity_units(record.quantity)?.into(),
-            quantity_units(plan.overage)?.into(),
-            money_units(overage_cost)?.into(),
-            millis(record.occurred_at).into(),
-            millis(now).into(),
-        ]);
-        for line in &plan.deductions {
-            let amount = quantity_units(line.amount)?;
-            deductions.push(NewDeduction {
-                record: position,
-                account_id: record.account_id,
-                pack_id: line.pack_id.to_string(),
-                item_position: i32::try_from(line.item).unwrap_or(i32::MAX),
-                usage_type: record.usage_type.clone(),
-                cycle_index: line.cycle_index,
-                amount,
-                before: line.before.map(quantity_units).transpose()?,
-                after: line.after.map(quantity_units).transpose()?,
-                deducted_at: millis(record.occurred_at),
-            });
-            let key = (record.account_id, line.pack_id.to_string(), record.usage_type.clone().unwrap_or_default(), day);
-            let total = daily.entry(key).or_default();
-            total.0 += amount;
-            total.1 += 1;
-        }
-        if plan.overage > Decimal::ZERO {
-            let key = format!("daily:{}:{}:{day}", record.account_id, subproduct.code);
-            let settlement = settlements.entry(key.clone()).or_insert_with(|| Settlement {
-                key,
-                account_id: record.account_id,
-                zone_of_account: account.time_zone,
-                resource_id: format!("{}-{}", account.uin, subproduct.code),
-                resource_name: subproduct.name.clone(),
-                business_code: record.product.clone(),
-                product_code: subproduct.code.clone(),
-                config_desc: format!("{}: {} per {}", subproduct.name, subproduct.list_price, subproduct.unit),
-                cost: Money::ZERO,
-                day_start,
-                day_end,
-            });
-            settlement.cost = settlement.cost + overage_cost;
-        }
-        outcomes.insert(
-            (record.account_id, key.clone()),
-            UsageOutcome {
-                idempotency_key: key.clone(),
-                usage_record_id: 0,
-                deducted: plan.deducted(),
-                overage: plan.overage,
-                overage_cost,
-                replayed: false,
-            },
-        );
-    }
-
-    let mut item_changes = Vec::new();
-    let mut ended = Vec::new();
-    for pack in groups.values_mut().flatten() {
-        let Some(before) = before_by_id.get(&pack.id) else { continue };
-        for (position, (old, new)) in before.items.iter().zip(&pack.items).enumerate() {
-            if old != new {
-                item_changes.push(ItemChange {
-                    pack_id: pack.id.clone(),
-                    position: position as i64,
-                    seen: [quantity_units(old.remaining)?, old.cycle_index, quantity_units(old.used)?],
-                    new: [quantity_units(new.remaining)?, new.cycle_index, quantity_units(new.used)?],
-                });
-            }
-        }
-        // Packs the group activated or exhausted; respackd looks at them on its next sweep
-        // (the "exhausted" email).
-        if before.lifecycle != pack.lifecycle {
-            pack.version = before.version + 1;
-            ended.push((before.clone(), pack.clone()));
-        }
-    }
-    Ok(GroupPlan {
-        fresh,
-        outcomes,
-        record_inserts: record_inserts(backend, record_rows),
-        deduction_inserts: deduction_inserts(backend, &deductions),
-        item_updates: item_updates(backend, &item_changes),
-        ended,
-        daily_upserts: daily_upserts(backend, daily),
-        settlements: settlements.into_values().collect(),
-        now,
-    })
+    let mut planner = Planner::default();
+    planner.add(records, fresh, groups, now)?;
+    planner.finish(backend, groups)
 }
 
 impl Store {
@@ -253,11 +298,8 @@ impl Store {
                                 .collect(),
                         };
                         let (store, queue) = (self.clone(), slot.queue().clone());
-                        following = Some(tokio::spawn(async move {
-                            let queued = queue.group_behind(written_signal).await?;
-                            let plan = store.plan_ahead(&queued, previous).await;
-                            Some((queued, plan))
-                        }));
+                        following =
+                            Some(tokio::spawn(async move { store.plan_ahead(&queue, written_signal, previous).await }));
                     }
                     let committed = self.commit_usage(tx, &records, stored, plan).await;
                     drop(written);
@@ -344,7 +386,7 @@ impl Store {
                     None => (HashMap::new(), pairs),
                 };
                 read_candidates(&*tx, &missing, &mut groups).await?;
-                let plan = plan_group(tx.get_database_backend(), records, fresh, &mut groups, now)?;
+                let plan = plan_group(tx.get_database_backend(), records, &fresh, &mut groups, now)?;
                 (stored, plan, groups)
             }
         };
@@ -354,18 +396,75 @@ impl Store {
         Ok((tx, stored, plan))
     }
 
-    /// Plans a queued group while the group before it is written: `None` when that cannot be
-    /// done safely (a key of the group was stored or is being written, someone else wrote, the
-    /// cache lost the packs the group before it is changing).
+    /// Plans the batches queued behind the group being written, as they arrive, until that
+    /// group is written or a group's worth is taken, and gives them back with the plan — none
+    /// when it cannot be made safely (see [`Store::plan_more`]). `None` when nothing came.
     async fn plan_ahead(
         &self,
-        jobs: &[Job<UsageBatch, Vec<UsageOutcome>>],
+        queue: &UsageQueue,
+        mut written: oneshot::Receiver<()>,
         previous: Previous,
-    ) -> StoreResult<Option<AheadPlan>> {
-        let Some(cache) = self.candidate_cache.as_deref() else { return Ok(None) };
-        let records: Vec<&CheckedRecord> = jobs.iter().flat_map(|job| &job.batch.records).collect();
-        if records.iter().any(|c| previous.keys.contains(&(c.record.account_id, c.key.clone()))) {
-            return Ok(None);
+    ) -> Option<(QueuedJobs, StoreResult<Option<AheadPlan>>)> {
+        let stamp = previous.stamp + 1;
+        let mut jobs: QueuedJobs = Vec::new();
+        let mut taken_records = 0;
+        // The plan so far, with the packs it leaves and the keys it holds; `None` once it
+        // cannot be used.
+        let mut planning = Some((Planner::default(), Groups::new(), HashSet::new()));
+        loop {
+            let arrived = queue.arrived();
+            let taken = queue.take_queued(GROUP_RECORDS - taken_records);
+            if !taken.is_empty() {
+                let from = taken_records;
+                let received = group_now(&taken);
+                taken_records += taken.iter().map(|job| job.records).sum::<usize>();
+                jobs.extend(taken);
+                if let Some((planner, groups, keys)) = planning.as_mut() {
+                    let records: Vec<&CheckedRecord> = jobs.iter().flat_map(|job| &job.batch.records).collect();
+                    let part = Part { records: &records, from, received, stamp, previous: &previous };
+                    match self.plan_more(part, planner, groups, keys).await {
+                        Ok(true) => {}
+                        Ok(false) => planning = None,
+                        Err(error) => return Some((jobs, Err(error))),
+                    }
+                }
+            }
+            if taken_records >= GROUP_RECORDS {
+                break;
+            }
+            tokio::select! {
+                () = arrived => {}
+                // What comes after waits for the next group: the writer goes on at once.
+                _ = &mut written => break,
+            }
+        }
+        if jobs.is_empty() {
+            return None;
+        }
+        let plan = match planning {
+            Some((planner, mut groups, _)) => planner
+                .finish(self.read().get_database_backend(), &mut groups)
+                .map(|plan| Some(AheadPlan { stamp, plan, groups })),
+            None => Ok(None),
+        };
+        Some((jobs, plan))
+    }
+
+    /// Plans the records of a group from `part.from` on, which arrived while the group before
+    /// it is written: `false` when that cannot be done safely (a key is stored or being written,
+    /// someone else wrote, the cache lost packs the group before it is changing).
+    async fn plan_more(
+        &self,
+        part: Part<'_>,
+        planner: &mut Planner,
+        groups: &mut Groups,
+        keys: &mut HashSet<(i64, String)>,
+    ) -> StoreResult<bool> {
+        let Part { records, from, received, stamp, previous } = part;
+        let Some(cache) = self.candidate_cache.as_deref() else { return Ok(false) };
+        let new = &records[from..];
+        if new.iter().any(|c| previous.keys.contains(&(c.record.account_id, c.key.clone()))) {
+            return Ok(false);
         }
         // One read snapshot: from before the group being written commits, or after, and after
         // everything before it (it began before this snapshot was taken).
@@ -376,23 +475,29 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("the write_lock row is missing; run the migrations again".into()))?
             .try_get_by_index(0)?;
         if seen != previous.stamp && seen + 1 != previous.stamp {
-            return Ok(None);
+            return Ok(false);
         }
-        if !stored_records(&snapshot, &records).await?.is_empty() {
-            return Ok(None);
+        if !stored_records(&snapshot, new).await?.is_empty() {
+            return Ok(false);
         }
-        let fresh = fresh_records(&records, &Stored::new());
-        let pairs = pairs_of(&records, &fresh);
-        let stamp = previous.stamp + 1;
-        let (mut groups, missing) = cache.take(stamp, &pairs);
+        // A key already in the group is a replay of its first record.
+        let fresh: Vec<usize> = (from..records.len())
+            .filter(|&i| keys.insert((records[i].record.account_id, records[i].key.clone())))
+            .collect();
+        let pairs: BTreeSet<(i64, &str)> = pairs_of(records, &fresh)
+            .into_iter()
+            .filter(|&(account_id, code)| !groups.contains_key(&(account_id, code.to_owned())))
+            .collect();
+        let (cached, missing) = cache.take(stamp, &pairs);
+        groups.extend(cached);
         // Pairs the group before is writing must come from the cache: the snapshot may predate it.
         if missing.iter().any(|&(account_id, code)| previous.pairs.contains(&(account_id, code.to_owned()))) {
-            return Ok(None);
+            return Ok(false);
         }
-        read_candidates(&snapshot, &missing, &mut groups).await?;
+        read_candidates(&snapshot, &missing, groups).await?;
         snapshot.commit().await?;
-        let plan = plan_group(self.read().get_database_backend(), &records, fresh, &mut groups, group_now(jobs))?;
-        Ok(Some(AheadPlan { stamp, plan, groups }))
+        planner.add(records, &fresh, groups, received)?;
+        Ok(true)
     }
 
     /// Writes a planned group's rows and commits, answering each record in order. On any
