@@ -7,8 +7,8 @@
 //! overdrawing. Overage is priced at the subproduct's list price into a pay-as-you-go bill line.
 //!
 //! On SQLite the writer also plans ahead: while one group's rows are written and committed,
-//! the group queued behind it is planned against the packs the first one leaves (kept in the
-//! candidate cache) and a read snapshot of everything else, on another core. That plan is used
+//! the batches queued behind it are planned as they arrive, on another core, against the packs
+//! the first one leaves (kept in the candidate cache) and a read snapshot of everything else. That plan is used
 //! only if the next transaction's write counter proves nobody else wrote in between; else the
 //! group is planned again inside its transaction, as on PostgreSQL. The statements themselves
 //! are built in `usage_sql`.
