@@ -5,6 +5,7 @@
 
 mod csv;
 mod http_routes;
+mod stalled_pages;
 
 use std::sync::Arc;
 

@@ -46,7 +46,8 @@ where
             move || provide_context(context_state.clone()),
             move || shell(shell_options.clone()),
         )
-        .with_state(options);
+        .with_state(options)
+        .layer(axum::middleware::from_fn(super::stalled_pages::render_whole_pages));
 
     let forms: Router<S> = Router::new()
         .route("/", get(|| async { Redirect::to("/packs") }))
