@@ -92,10 +92,10 @@ impl Daemon {
         let store = Store::open(settings).await.context("cannot open the database")?;
         let sender = Sender::new(store.clone(), &settings.mail)?;
         Ok(Daemon {
+            batch_size: settings.daemon.batch_size.unwrap_or_else(|| store.default_sweep_batch()),
             store,
             clock,
             sender,
-            batch_size: settings.daemon.batch_size,
             metrics: Arc::new(Metrics::default()),
             stopping: Arc::new(AtomicBool::new(false)),
             sweep_running: Arc::new(Mutex::new(())),

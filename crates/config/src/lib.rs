@@ -103,8 +103,9 @@ pub struct DaemonSettings {
     pub outbox_schedule: String,
     /// Cron schedule (with seconds) of the monthly bill summary build.
     pub summary_schedule: String,
-    /// Packs per sweep transaction.
-    pub batch_size: u64,
+    /// Packs per sweep transaction; `None`: the store's default for its database
+    /// (`Store::default_sweep_batch`: 500 on SQLite, 1,000 on PostgreSQL).
+    pub batch_size: Option<u64>,
     /// `system`, `fixed:<RFC 3339>` or `offset:<seconds>`: what respackd takes as "now".
     pub clock: String,
 }
@@ -323,10 +324,9 @@ fn mail_settings(
 }
 
 fn daemon_settings(file: FileDaemon, var: &impl Fn(&str) -> Option<String>) -> Result<DaemonSettings, SettingsError> {
-    let batch_size = parsed("RESPACK_DAEMON_BATCH_SIZE", var("RESPACK_DAEMON_BATCH_SIZE"), "1 to 5000")?
-        .or(file.batch_size)
-        .unwrap_or(500);
-    if !(1..=5000).contains(&batch_size) {
+    let batch_size =
+        parsed("RESPACK_DAEMON_BATCH_SIZE", var("RESPACK_DAEMON_BATCH_SIZE"), "1 to 5000")?.or(file.batch_size);
+    if let Some(batch_size) = batch_size.filter(|size| !(1..=5000).contains(size)) {
         return Err(SettingsError::BadVariable {
             name: "RESPACK_DAEMON_BATCH_SIZE",
             value: batch_size.to_string(),
@@ -385,7 +385,7 @@ mod tests {
     fn mail_and_daemon_sections_with_overrides() {
         let settings = Settings::from_parts(None, &env(&[])).unwrap();
         assert_eq!(settings.mail.transport, MailTransport::File { dir: PathBuf::from("data/mail") });
-        assert_eq!(settings.daemon.batch_size, 500);
+        assert_eq!(settings.daemon.batch_size, None, "unset: the store's default for its database");
         let file = "[mail]\ntransport = \"smtp\"\nsmtp_host = \"mail.example.com\"\nsmtp_security = \"tls\"\n\
                     smtp_username = \"billing\"\nsmtp_password = \"s3cret\"\n[daemon]\nclock = \"offset:60\"\n";
         let settings = Settings::from_parts(
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!((smtp.host.as_str(), smtp.port, smtp.security), ("mail.example.com", 2465, SmtpSecurity::Tls));
         assert_eq!(smtp.password.as_ref().map(Secret::expose), Some("s3cret"));
         assert!(!format!("{settings:?}").contains("s3cret"));
-        assert_eq!((settings.daemon.batch_size, settings.daemon.clock.as_str()), (50, "offset:60"));
+        assert_eq!((settings.daemon.batch_size, settings.daemon.clock.as_str()), (Some(50), "offset:60"));
         let error = Settings::from_parts(None, &env(&[("RESPACK_MAIL_TRANSPORT", "smtp")])).unwrap_err();
         assert!(error.to_string().contains("smtp_host"), "{error}");
         let error = Settings::from_parts(

@@ -3,8 +3,9 @@
 //! new monthly period, 3 % expire (manual renewal), 3 % auto-renew (and move to their second
 //! period) — and measures:
 //! - an idle sweep (nothing due) at N packs,
-//! - respack's sweep of the due packs as respackd runs it (`Store::sweep_packs_while`, batches of 500,
-//!   two side by side on PostgreSQL),
+//! - respack's sweep of the due packs as respackd runs it (`Store::sweep_packs_while`, batches of
+//!   respackd's default size for the database — 500 on SQLite, 1,000 on PostgreSQL — in two
+//!   lanes side by side),
 //! - hand-written set-based SQL doing the same writes on the same data in the same run, for the
 //!   ratio: in one committed transaction on a second database built the same way (durable
 //!   writes cost what they cost: respack's sweep commits too), and, for comparison, in a
@@ -26,8 +27,6 @@ use crate::pg_cluster::{Durability, PgCluster, PgInstall};
 const ACCOUNTS: usize = 10_000;
 /// Packs written per INSERT statement while building.
 const BUILD_CHUNK: usize = 100_000;
-/// Packs per sweep transaction: respackd's default `batch_size` unless `--batch` says otherwise.
-const DEFAULT_BATCH: u64 = 500;
 /// Money and quantity scales of the schema (10⁻⁸ and 10⁻⁶).
 const MONEY: i64 = 100_000_000;
 const QUANTITY: i64 = 1_000_000;
@@ -44,8 +43,10 @@ fn instant(text: &str) -> DateTime<Utc> {
 const DUE_AT: &str = "2026-06-01T00:00:01Z";
 const IDLE_AT: &str = "2026-05-31T23:00:00Z";
 
-fn parse(args: &[String]) -> Result<(usize, u64)> {
-    let (mut packs, mut batch) = (1_000_000, DEFAULT_BATCH);
+/// `--packs N` (default 1,000,000) and `--batch N`: packs per sweep transaction, respackd's
+/// default for each database (`Store::default_sweep_batch`) unless given.
+fn parse(args: &[String]) -> Result<(usize, Option<u64>)> {
+    let (mut packs, mut batch) = (1_000_000, None);
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let value: u64 = args
@@ -56,12 +57,15 @@ fn parse(args: &[String]) -> Result<(usize, u64)> {
             .with_context(|| format!("{flag} needs a whole number"))?;
         match flag.as_str() {
             "--packs" => packs = usize::try_from(value)?,
-            "--batch" => batch = value,
+            "--batch" => batch = Some(value),
             other => bail!("unknown flag {other}; usage: cargo xtask bench sweep [--packs N] [--batch N]"),
         }
     }
     ensure!(packs >= 1000, "--packs must be at least 1000");
-    ensure!((1..=5000).contains(&batch), "--batch must be 1 to 5000 (respackd's batch_size range)");
+    ensure!(
+        batch.is_none_or(|batch| (1..=5000).contains(&batch)),
+        "--batch must be 1 to 5000 (respackd's batch_size range)"
+    );
     Ok((packs, batch))
 }
 
@@ -71,7 +75,8 @@ pub fn run(args: &[String]) -> Result<()> {
     runtime.block_on(async {
         println!(
             "bench sweep: {packs} packs over {ACCOUNTS} accounts, 10% due (4% cycle rolls, 3% expiries, 3% auto-renewals), \
-             {batch} packs per sweep transaction"
+             {} packs per sweep transaction",
+            batch.map_or_else(|| "respackd's default number of".to_owned(), |batch| batch.to_string())
         );
         let dir = std::env::temp_dir().join(format!("respack-bench-sweep-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -177,7 +182,7 @@ async fn measure_plain_sql(backend: &str, raw_url: &str, packs: usize) -> Result
     Ok(raw_s)
 }
 
-async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: u64) -> Result<Measured> {
+async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: Option<u64>) -> Result<Measured> {
     let raw_s = measure_plain_sql(backend, raw_url, packs).await?;
     if let Some(path) = raw_url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
         for suffix in ["", "-wal", "-shm"] {
@@ -185,6 +190,7 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: u
         }
     }
     let store = Store::connect(url, SealingKey::from_bytes([9; 32])).await?;
+    let batch = batch.unwrap_or_else(|| store.default_sweep_batch());
     let db = Database::connect(url).await?;
     let started = Instant::now();
     build(&db, packs, backend).await?;
@@ -236,7 +242,7 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: u
     let due_s = started.elapsed().as_secs_f64();
     let sweep_rss_mb = peak_rss_mb();
     println!(
-        "{backend}: respack sweep {due_s:.2}s ({lanes} lane(s)): {} packs, {} cycle rolls, {} expired, {} renewed, {} mails; \
+        "{backend}: respack sweep {due_s:.2}s ({lanes} lane(s), {batch} packs per transaction): {} packs, {} cycle rolls, {} expired, {} renewed, {} mails; \
          peak RSS while sweeping {sweep_rss_mb:.1} MB",
         total.packs, total.cycles_rolled, total.expired, total.renewed, total.mails
     );
