@@ -18,12 +18,6 @@ mod venv;
 
 use std::process::ExitCode;
 
-/// mimalloc serves Rust's allocations and, through its `override` feature, those of the C code
-/// linked in (the bundled SQLite): with glibc's malloc, allocation was about a quarter of the CPU
-/// time of a sweep batch or a usage group (`cargo xtask bench sweep|deduct`, README Performance).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
@@ -68,6 +62,7 @@ environment for `test`:
 ";
 
 fn main() -> ExitCode {
+    respack_allocator::init();
     let mut args = std::env::args().skip(1);
     let command = args.next();
     let rest: Vec<String> = args.collect();

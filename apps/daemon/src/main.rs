@@ -5,14 +5,9 @@ use std::process::ExitCode;
 
 use respackd::cli;
 
-/// mimalloc serves Rust's allocations and, through its `override` feature, those of the C code
-/// linked in (the bundled SQLite): with glibc's malloc, allocation was about a quarter of the CPU
-/// time of a sweep batch or a usage group (`cargo xtask bench sweep|deduct`, README Performance).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
+    respack_allocator::init();
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(message) => {

@@ -4,14 +4,9 @@
 use anyhow::Context;
 use respack_config::Settings;
 
-/// mimalloc serves Rust's allocations and, through its `override` feature, those of the C code
-/// linked in (the bundled SQLite): with glibc's malloc, allocation was about a quarter of the CPU
-/// time of a sweep batch or a usage group (`cargo xtask bench sweep|deduct`, README Performance).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    respack_allocator::init();
     let settings = Settings::load().context("cannot read respack settings")?;
     respack_web::telemetry::init(&settings.log)?;
     let args: Vec<String> = std::env::args().skip(1).collect();
