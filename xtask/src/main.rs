@@ -18,6 +18,9 @@ mod venv;
 
 use std::process::ExitCode;
 
+// The process allocator (mimalloc), as respack's binaries have it.
+use respack_allocator as _;
+
 const USAGE: &str = "\
 usage: cargo xtask <command> [args...]
 
@@ -62,7 +65,6 @@ environment for `test`:
 ";
 
 fn main() -> ExitCode {
-    respack_allocator::init();
     let mut args = std::env::args().skip(1);
     let command = args.next();
     let rest: Vec<String> = args.collect();

@@ -7,7 +7,8 @@ use respackd::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    respack_allocator::init();
+    // respackd's RSS has a budget (see respack_allocator).
+    respack_allocator::return_freed_memory_promptly();
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(message) => {

@@ -3,10 +3,11 @@
 
 use anyhow::Context;
 use respack_config::Settings;
+// The process allocator (mimalloc).
+use respack_allocator as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    respack_allocator::init();
     let settings = Settings::load().context("cannot read respack settings")?;
     respack_web::telemetry::init(&settings.log)?;
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -71,6 +71,8 @@ fn parse(args: &[String]) -> Result<(usize, Option<u64>)> {
 
 pub fn run(args: &[String]) -> Result<()> {
     let (packs, batch) = parse(args)?;
+    // The store runs here as in respackd, allocator settings included.
+    respack_allocator::return_freed_memory_promptly();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         println!(
