@@ -2,8 +2,8 @@
 //! render that stalls is done again.
 //!
 //! Leptos 0.8's server rendering waits for a `<Suspense>`/`<Transition>` boundary's resources
-//! through a reactive effect; rarely (about one render in a few thousand on a loaded 2-core
-//! machine, seen in this repository's tests) that wait misses its wake-up and the response
+//! through a reactive effect; rarely (about one render in a thousand on a loaded 2-core machine,
+//! seen in this repository's tests) that wait misses its wake-up and the response
 //! never finishes — the known races of leptos-rs/leptos#4578, #4647 and #4851, not all fixed
 //! upstream. A console page is small and its data reads take milliseconds, so a render that has
 //! not finished in [`RENDER_TIMEOUT`] has stalled: it is dropped and rendered afresh, up to
@@ -19,9 +19,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Longest a page render may take before it counts as stalled.
-pub(crate) const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
+const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Renders of one request before giving up.
-pub(crate) const RENDER_ATTEMPTS: u32 = 3;
+const RENDER_ATTEMPTS: u32 = 3;
 /// Largest page body collected (a console page is tens of KiB).
 const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
