@@ -237,11 +237,7 @@ pub(crate) async fn write_ledger_rows(
     conn: &impl ConnectionTrait,
     rows: Vec<balance_ledger::ActiveModel>,
 ) -> StoreResult<()> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<balance_ledger::ActiveModel> = rows.by_ref().take(500).collect();
-        balance_ledger::Entity::insert_many(chunk).exec_without_returning(conn).await?;
-    }
+    crate::db::insert_all(conn, rows, None).await?;
     Ok(())
 }
 

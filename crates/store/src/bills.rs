@@ -89,11 +89,7 @@ pub(crate) async fn write_bill_lines(
     conn: &impl ConnectionTrait,
     rows: Vec<bill_lines::ActiveModel>,
 ) -> StoreResult<()> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<bill_lines::ActiveModel> = rows.by_ref().take(500).collect();
-        bill_lines::Entity::insert_many(chunk).exec_without_returning(conn).await?;
-    }
+    crate::db::insert_all(conn, rows, None).await?;
     Ok(())
 }
 

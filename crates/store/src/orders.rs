@@ -126,10 +126,6 @@ pub(crate) async fn insert<R: Serialize>(
 
 /// Records many orders in few statements (the daemon's automatic renewals of a sweep batch).
 pub(crate) async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<orders::ActiveModel>) -> StoreResult<()> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<orders::ActiveModel> = rows.by_ref().take(500).collect();
-        orders::Entity::insert_many(chunk).exec_without_returning(conn).await.map_err(unique_is_conflict)?;
-    }
+    crate::db::insert_all(conn, rows, None).await.map_err(unique_is_conflict)?;
     Ok(())
 }

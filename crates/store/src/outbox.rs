@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use respack_domain::Pack;
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use crate::accounts::Account;
@@ -113,16 +113,7 @@ pub(crate) fn notice_row(
 /// Inserts outbox rows, skipping every row whose `dedupe_key` exists already: a rerun never
 /// repeats a mail. Returns how many were queued.
 pub(crate) async fn enqueue(conn: &impl ConnectionTrait, rows: Vec<outbox::ActiveModel>) -> StoreResult<u64> {
-    let mut inserted = 0;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<outbox::ActiveModel> = rows.by_ref().take(500).collect();
-        inserted += outbox::Entity::insert_many(chunk)
-            .on_conflict(OnConflict::column(outbox::Column::DedupeKey).do_nothing().to_owned())
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(inserted)
+    Ok(crate::db::insert_all(conn, rows, Some(outbox::Column::DedupeKey)).await?)
 }
 
 /// Longest an error text kept on an outbox row.

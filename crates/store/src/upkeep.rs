@@ -450,11 +450,7 @@ fn audit_row(pack: &Pack, action: &str, detail: serde_json::Value, now: DateTime
 }
 
 async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveModel>) -> StoreResult<()> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<audit_log::ActiveModel> = rows.by_ref().take(500).collect();
-        audit_log::Entity::insert_many(chunk).exec_without_returning(conn).await?;
-    }
+    crate::db::insert_all(conn, rows, None).await?;
     Ok(())
 }
 
