@@ -237,7 +237,7 @@ pub(crate) async fn write_ledger_rows(
     conn: &impl ConnectionTrait,
     rows: Vec<balance_ledger::ActiveModel>,
 ) -> StoreResult<()> {
-    crate::db::insert_all(conn, rows, None).await?;
+    crate::db::insert_all(conn, rows, "").await?;
     Ok(())
 }
 

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use respack_domain::{BillActionType, Money, PayMode};
-use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::convert::{instant, millis, money, money_units, parse_stored};
@@ -89,7 +88,7 @@ pub(crate) async fn write_bill_lines(
     conn: &impl ConnectionTrait,
     rows: Vec<bill_lines::ActiveModel>,
 ) -> StoreResult<()> {
-    crate::db::insert_all(conn, rows, None).await?;
+    crate::db::insert_all(conn, rows, "").await?;
     Ok(())
 }
 
@@ -128,16 +127,12 @@ pub(crate) async fn add_settlements(
             to_active(line, Some(settlement.key.clone()), now)
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    for chunk in rows.chunks(500) {
-        bill_lines::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::column(bill_lines::Column::SettlementKey)
-                    .value(bill_lines::Column::TotalCost, Expr::cust("bill_lines.total_cost + excluded.total_cost"))
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
-    }
+    crate::db::insert_all(
+        conn,
+        rows,
+        "ON CONFLICT (settlement_key) DO UPDATE SET total_cost = bill_lines.total_cost + excluded.total_cost",
+    )
+    .await?;
     Ok(())
 }
 

@@ -193,55 +193,62 @@ pub(crate) fn placeholder_row(backend: DatabaseBackend, start: usize, count: usi
     row
 }
 
-/// Rows per multi-row INSERT of [`insert_all`].
+/// Rows per multi-row INSERT of [`insert_statements`].
 const INSERT_CHUNK: usize = 500;
 
-/// Inserts `rows` with multi-row INSERTs of up to 500 rows, each value moved into its
-/// statement: sea-orm's `insert_many` builds its SQL value by value and clones every value on
-/// the way (a third of the sweep's CPU in this process on PostgreSQL, 2026-12-01). Every row
-/// must set the same columns. With `skip_duplicates_of`, a row whose value in that unique
-/// column is stored already is left out (`ON CONFLICT … DO NOTHING`). Returns how many rows
-/// were inserted.
+/// Inserts `rows` (see [`insert_statements`]); returns how many were inserted.
 pub(crate) async fn insert_all<A: ActiveModelTrait>(
     conn: &impl ConnectionTrait,
     rows: Vec<A>,
-    skip_duplicates_of: Option<<A::Entity as EntityTrait>::Column>,
+    on_conflict: &str,
 ) -> Result<u64, DbErr> {
-    let backend = conn.get_database_backend();
-    let table = <A::Entity as Default>::default().table_name().to_owned();
     let mut inserted = 0;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(INSERT_CHUNK).collect();
-        let mut columns: Vec<<A::Entity as EntityTrait>::Column> = Vec::new();
-        let mut values: Vec<sea_orm::Value> = Vec::new();
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for (index, mut row) in chunk.into_iter().enumerate() {
-            let start = values.len();
-            let mut set = 0;
-            for column in <<A::Entity as EntityTrait>::Column as Iterable>::iter() {
-                let (ActiveValue::Set(value) | ActiveValue::Unchanged(value)) = row.take(column) else { continue };
-                if index == 0 {
-                    columns.push(column);
-                } else if columns.get(set).map(|c| c.as_str()) != Some(column.as_str()) {
-                    return Err(DbErr::Custom(format!("rows of one insert into {table} set different columns")));
-                }
-                values.push(value);
-                set += 1;
-            }
-            if set != columns.len() {
-                return Err(DbErr::Custom(format!("rows of one insert into {table} set different columns")));
-            }
-            tuples.push(placeholder_row(backend, start, set));
-        }
-        let names: Vec<String> = columns.iter().map(|column| format!("\"{}\"", column.as_str())).collect();
-        let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES {}", names.join(", "), tuples.join(", "));
-        if let Some(unique) = skip_duplicates_of {
-            sql.push_str(&format!(" ON CONFLICT (\"{}\") DO NOTHING", unique.as_str()));
-        }
-        inserted += conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected();
+    for statement in insert_statements(conn.get_database_backend(), rows, on_conflict)? {
+        inserted += conn.execute(statement).await?.rows_affected();
     }
     Ok(inserted)
+}
+
+/// Multi-row INSERTs of up to 500 of `rows`, each value moved into its statement: sea-orm's
+/// `insert_many` builds its SQL value by value and clones every value on the way (a third of
+/// the sweep's CPU in this process on PostgreSQL, 2026-12-01). Every row must set the same
+/// columns. `on_conflict` is appended to each statement as it is (`""`, or an
+/// `ON CONFLICT (…) DO …` clause).
+pub(crate) fn insert_statements<A: ActiveModelTrait>(
+    backend: DatabaseBackend,
+    rows: Vec<A>,
+    on_conflict: &str,
+) -> Result<Vec<Statement>, DbErr> {
+    let table = <A::Entity as Default>::default().table_name().to_owned();
+    let different = || DbErr::Custom(format!("rows of one insert into {table} set different columns"));
+    let mut statements = Vec::with_capacity(rows.len().div_ceil(INSERT_CHUNK));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut columns: Vec<String> = Vec::new();
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        let mut tuples = Vec::with_capacity(INSERT_CHUNK);
+        for (index, mut row) in rows.by_ref().take(INSERT_CHUNK).enumerate() {
+            let start = values.len();
+            for column in <<A::Entity as EntityTrait>::Column as Iterable>::iter() {
+                let (ActiveValue::Set(value) | ActiveValue::Unchanged(value)) = row.take(column) else { continue };
+                let position = values.len() - start;
+                if index == 0 {
+                    columns.push(column.as_str().to_owned());
+                } else if columns.get(position).map(String::as_str) != Some(column.as_str()) {
+                    return Err(different());
+                }
+                values.push(value);
+            }
+            if values.len() - start != columns.len() {
+                return Err(different());
+            }
+            tuples.push(placeholder_row(backend, start, columns.len()));
+        }
+        let names: Vec<String> = columns.iter().map(|column| format!("\"{column}\"")).collect();
+        let sql = format!("INSERT INTO \"{table}\" ({}) VALUES {} {on_conflict}", names.join(", "), tuples.join(", "));
+        statements.push(Statement::from_sql_and_values(backend, sql.trim_end().to_owned(), values));
+    }
+    Ok(statements)
 }
 
 #[cfg(test)]
@@ -272,12 +279,12 @@ mod tests {
         let tx = store.write().await.unwrap();
         // More than one statement's worth.
         let rows: Vec<_> = (0..1203).map(|n| audit(&format!("pack-{n}"))).collect();
-        assert_eq!(insert_all(&*tx, rows, None).await.unwrap(), 1203);
+        assert_eq!(insert_all(&*tx, rows, "").await.unwrap(), 1203);
         assert_eq!(audit_log::Entity::find().count(&*tx).await.unwrap(), 1203);
 
         let mut with_id = audit("pack-x");
         with_id.id = Set(99_999);
-        let error = insert_all(&*tx, vec![audit("pack-y"), with_id], None).await.unwrap_err();
+        let error = insert_all(&*tx, vec![audit("pack-y"), with_id], "").await.unwrap_err();
         assert!(error.to_string().contains("set different columns"), "{error}");
         drop(tx);
         store.close().await.unwrap();

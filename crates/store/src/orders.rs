@@ -126,6 +126,6 @@ pub(crate) async fn insert<R: Serialize>(
 
 /// Records many orders in few statements (the daemon's automatic renewals of a sweep batch).
 pub(crate) async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<orders::ActiveModel>) -> StoreResult<()> {
-    crate::db::insert_all(conn, rows, None).await.map_err(unique_is_conflict)?;
+    crate::db::insert_all(conn, rows, "").await.map_err(unique_is_conflict)?;
     Ok(())
 }

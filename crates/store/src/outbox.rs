@@ -113,7 +113,7 @@ pub(crate) fn notice_row(
 /// Inserts outbox rows, skipping every row whose `dedupe_key` exists already: a rerun never
 /// repeats a mail. Returns how many were queued.
 pub(crate) async fn enqueue(conn: &impl ConnectionTrait, rows: Vec<outbox::ActiveModel>) -> StoreResult<u64> {
-    Ok(crate::db::insert_all(conn, rows, Some(outbox::Column::DedupeKey)).await?)
+    Ok(crate::db::insert_all(conn, rows, "ON CONFLICT (dedupe_key) DO NOTHING").await?)
 }
 
 /// Longest an error text kept on an outbox row.

@@ -450,7 +450,7 @@ fn audit_row(pack: &Pack, action: &str, detail: serde_json::Value, now: DateTime
 }
 
 async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveModel>) -> StoreResult<()> {
-    crate::db::insert_all(conn, rows, None).await?;
+    crate::db::insert_all(conn, rows, "").await?;
     Ok(())
 }
 

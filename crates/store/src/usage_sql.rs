@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use respack_domain::{Pack, PackId};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryTrait, Set, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Set, Statement};
 
 use crate::candidate_cache::Groups;
 use crate::convert::{money, quantity};
@@ -253,7 +252,7 @@ async fn next_record_id(conn: &impl ConnectionTrait) -> StoreResult<i64> {
 pub(crate) fn daily_upserts(
     backend: DatabaseBackend,
     daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
-) -> Vec<Statement> {
+) -> StoreResult<Vec<Statement>> {
     let rows: Vec<usage_daily::ActiveModel> = daily
         .into_iter()
         .map(|((account_id, pack_id, usage_type, day), (amount, records))| usage_daily::ActiveModel {
@@ -265,23 +264,12 @@ pub(crate) fn daily_upserts(
             records: Set(records),
         })
         .collect();
-    rows.chunks(500)
-        .map(|chunk| {
-            usage_daily::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        usage_daily::Column::AccountId,
-                        usage_daily::Column::PackId,
-                        usage_daily::Column::UsageType,
-                        usage_daily::Column::Day,
-                    ])
-                    .value(usage_daily::Column::Amount, Expr::cust("usage_daily.amount + excluded.amount"))
-                    .value(usage_daily::Column::Records, Expr::cust("usage_daily.records + excluded.records"))
-                    .to_owned(),
-                )
-                .build(backend)
-        })
-        .collect()
+    Ok(crate::db::insert_statements(
+        backend,
+        rows,
+        "ON CONFLICT (account_id, pack_id, usage_type, day) DO UPDATE SET \
+         amount = usage_daily.amount + excluded.amount, records = usage_daily.records + excluded.records",
+    )?)
 }
 
 /// Inserts the records and returns their IDs in order: given on SQLite, returned by

@@ -255,7 +255,7 @@ impl Planner {
             deduction_inserts: deduction_inserts(backend, &self.deductions),
             item_updates: item_updates(backend, &item_changes),
             ended,
-            daily_upserts: daily_upserts(backend, self.daily),
+            daily_upserts: daily_upserts(backend, self.daily)?,
             settlements: self.settlements.into_values().collect(),
             now: self.now,
         })
