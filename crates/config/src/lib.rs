@@ -104,7 +104,7 @@ pub struct DaemonSettings {
     /// Cron schedule (with seconds) of the monthly bill summary build.
     pub summary_schedule: String,
     /// Packs per sweep transaction; `None`: the store's default for its database
-    /// (`Store::default_sweep_batch`: 500 on SQLite, 1,000 on PostgreSQL).
+    /// (`Store::default_sweep_batch`: 750 on SQLite, 1,000 on PostgreSQL).
     pub batch_size: Option<u64>,
     /// `system`, `fixed:<RFC 3339>` or `offset:<seconds>`: what respackd takes as "now".
     pub clock: String,

