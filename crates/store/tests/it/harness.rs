@@ -72,6 +72,18 @@ impl TestDb {
         Store::connect(&self.url, key()).await.expect("open a second handle")
     }
 
+    /// Runs SQL on the database outside the store (a test's own schema changes, such as a
+    /// trigger that makes a write fail).
+    pub async fn execute(&self, sql: &str) {
+        let connection = Database::connect(&self.url).await.expect("connect to the test database");
+        connection.execute_unprepared(sql).await.expect("run the test's SQL");
+        connection.close().await.expect("close the test's connection");
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
     pub async fn finish(self) {
         let _ = self.store.close().await;
         match self.cleanup {
@@ -134,6 +146,32 @@ macro_rules! on_both_backends_with_two_handles {
                         let other = db.second_handle().await;
                         super::$name(&db.store, &other).await;
                         other.close().await.unwrap();
+                        db.finish().await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Like [`on_both_backends`], for tests that need the database itself (`&TestDb`: the store,
+/// and SQL run beside it).
+#[macro_export]
+macro_rules! on_both_backends_with_db {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let db = $crate::harness::sqlite().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::harness::postgres().await {
+                        super::$name(&db).await;
                         db.finish().await;
                     }
                 }

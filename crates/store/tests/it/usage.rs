@@ -7,6 +7,7 @@ use respack_domain::{BillActionType, Lifecycle, PaymentMode, TimeUnit};
 use respack_store::{Charge, DeductionFilter, Store, StoreError};
 
 use crate::fixtures::*;
+use crate::harness::TestDb;
 
 async fn usage_spans_packs_in_expiry_order_then_overflows(store: &Store) {
     let account = account_with(store, "Acme", "0").await;
@@ -299,6 +300,71 @@ async fn batches_sent_together_are_written_together_and_answered_each_on_its_own
     assert_eq!(store.list_deductions(&all).await.unwrap().total, 8 * 3 + 1);
 }
 
+/// A batch that cannot be written (here a trigger refuses one of its records: any error of the
+/// batch's own making) fails alone. The writer groups batches that arrive together into one
+/// transaction; when that fails, it writes the group's batches one by one, so the others are
+/// stored and answered, and nothing of the failed batch is.
+async fn a_batch_that_cannot_be_written_fails_alone_not_with_its_group(db: &TestDb) {
+    let store = &db.store;
+    let account = account_with(store, "Acme", "0").await;
+    let issued_at = t0() - Duration::days(1);
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "1000", issued_at);
+    let pack_id =
+        store.issue_pack(account.id, spec, Charge::Settled, None, &operator(), issued_at).await.unwrap().pack_id;
+    if db.is_sqlite() {
+        db.execute(
+            "CREATE TRIGGER poison_usage BEFORE INSERT ON usage_records WHEN NEW.idempotency_key = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned record'); END",
+        )
+        .await;
+    } else {
+        db.execute(
+            "CREATE FUNCTION poison_usage() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.idempotency_key = 'poison' THEN RAISE EXCEPTION 'poisoned record'; END IF; RETURN NEW; END $$",
+        )
+        .await;
+        db.execute(
+            "CREATE TRIGGER poison_usage BEFORE INSERT ON usage_records FOR EACH ROW EXECUTE FUNCTION poison_usage()",
+        )
+        .await;
+    }
+    // Ten callers at once, so that batches queue behind the one being written and are grouped
+    // (on SQLite, with its one writer, caller 3's batch was in a group of 5 to 9 in every run
+    // checked; PostgreSQL's four writers may take it alone). Caller 3's batch carries the
+    // poisoned record between two good ones.
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..10 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let keys: Vec<String> = match caller {
+                3 => vec!["b3-0".to_owned(), "poison".to_owned(), "b3-1".to_owned()],
+                _ => (0..3).map(|n| format!("b{caller}-{n}")).collect(),
+            };
+            let records: Vec<_> = keys.iter().map(|key| usage(key, "2", t0())).collect();
+            (caller, store.record_usage(account.id, &records, t0()).await)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            (3, result) => {
+                let error = result.expect_err("the poisoned batch fails");
+                assert!(error.to_string().contains("poisoned record"), "{error}");
+            }
+            (caller, result) => {
+                let outcomes = result.unwrap_or_else(|error| panic!("caller {caller}'s batch failed: {error}"));
+                assert!(outcomes.iter().all(|o| o.deducted == dec("2") && !o.replayed));
+            }
+        }
+    }
+    let all = DeductionFilter { account_ids: vec![account.id], limit: 100, ..Default::default() };
+    assert_eq!(store.list_deductions(&all).await.unwrap().total, 9 * 3, "the nine good batches, nothing of caller 3's");
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!(pack.items[0].remaining, dec("1000") - dec("2") * Decimal::from(9 * 3));
+    // Caller 3's good records were not stored: sent again, they are new.
+    let again = store.record_usage(account.id, &[usage("b3-0", "2", t0())], t0()).await.unwrap();
+    assert!(!again[0].replayed);
+}
+
 async fn a_mixed_batch_deducts_each_account_and_settles_overage_per_day(store: &Store) {
     let acme = account_with(store, "Acme", "0").await;
     let globex = account_with(store, "Globex", "0").await;
@@ -492,6 +558,8 @@ async fn groups_planned_ahead_stay_exact_beside_another_writer(store: &Store, ot
     assert_eq!(deducted, answered_deducted + by_other.0, "the deduction rows are what the answers said");
     assert_eq!(from_rows, by_record, "each record's deduction rows point at it and add up to its answer");
 }
+
+crate::on_both_backends_with_db!(a_batch_that_cannot_be_written_fails_alone_not_with_its_group);
 
 crate::on_both_backends_with_two_handles!(
     the_next_batch_sees_what_another_writer_changed,
