@@ -99,63 +99,9 @@ impl TestDb {
     }
 }
 
-/// Runs each named `async fn(&Store)` once on SQLite and once on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    let db = $crate::harness::sqlite().await;
-                    super::$name(&db.store).await;
-                    db.finish().await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(db) = $crate::harness::postgres().await {
-                        super::$name(&db.store).await;
-                        db.finish().await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
-/// Like [`on_both_backends`], for tests that take the store and a second handle on the same
-/// database (another process: respackd, a second web node).
-#[macro_export]
-macro_rules! on_both_backends_with_two_handles {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    let db = $crate::harness::sqlite().await;
-                    let other = db.second_handle().await;
-                    super::$name(&db.store, &other).await;
-                    other.close().await.unwrap();
-                    db.finish().await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(db) = $crate::harness::postgres().await {
-                        let other = db.second_handle().await;
-                        super::$name(&db.store, &other).await;
-                        other.close().await.unwrap();
-                        db.finish().await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
-/// Like [`on_both_backends`], for tests that need the database itself (`&TestDb`: the store,
-/// and SQL run beside it).
+/// Runs each named `async fn(&TestDb)` once on SQLite and once on PostgreSQL: for tests that
+/// need the database itself (the store, and SQL run beside it). The two macros below run
+/// their tests through it.
 #[macro_export]
 macro_rules! on_both_backends_with_db {
     ($($name:ident),* $(,)?) => {
@@ -175,6 +121,41 @@ macro_rules! on_both_backends_with_db {
                         db.finish().await;
                     }
                 }
+            }
+        )*
+    };
+}
+
+/// Runs each named `async fn(&Store)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                async fn store(db: &$crate::harness::TestDb) {
+                    super::$name(&db.store).await;
+                }
+
+                $crate::on_both_backends_with_db!(store);
+            }
+        )*
+    };
+}
+
+/// Like [`on_both_backends`], for tests that take the store and a second handle on the same
+/// database (another process: respackd, a second web node).
+#[macro_export]
+macro_rules! on_both_backends_with_two_handles {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                async fn two_handles(db: &$crate::harness::TestDb) {
+                    let other = db.second_handle().await;
+                    super::$name(&db.store, &other).await;
+                    other.close().await.unwrap();
+                }
+
+                $crate::on_both_backends_with_db!(two_handles);
             }
         )*
     };
