@@ -78,18 +78,9 @@ pub(crate) fn bill_month(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone).format("%Y-%m").to_string()
 }
 
-/// The row of a bill line, ready to insert with others through [`write_bill_lines`].
+/// The row of a bill line, ready to insert with others (`db::insert_all`).
 pub(crate) fn bill_line_row(line: NewBillLine<'_>, now: DateTime<Utc>) -> StoreResult<bill_lines::ActiveModel> {
     to_active(line, None, now)
-}
-
-/// Inserts bill lines in few statements.
-pub(crate) async fn write_bill_lines(
-    conn: &impl ConnectionTrait,
-    rows: Vec<bill_lines::ActiveModel>,
-) -> StoreResult<()> {
-    crate::db::insert_all(conn, rows, "").await?;
-    Ok(())
 }
 
 /// Adds settlements to their day's bill lines, creating the lines that do not exist yet.

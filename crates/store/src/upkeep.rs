@@ -32,9 +32,8 @@ use sea_orm::{
 
 use crate::accounts::{debit_many, hold_balances, load_accounts, write_ledger_rows, Account, BalanceDebit};
 use crate::audit::Actor;
-use crate::bills::write_bill_lines;
 use crate::convert::{millis, quantity_units};
-use crate::db::{placeholder, placeholder_row};
+use crate::db::{insert_all, placeholder, placeholder_row};
 use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, pack_items, packs};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::Notice;
@@ -449,11 +448,6 @@ fn audit_row(pack: &Pack, action: &str, detail: serde_json::Value, now: DateTime
     }
 }
 
-async fn write_audit(conn: &impl ConnectionTrait, rows: Vec<audit_log::ActiveModel>) -> StoreResult<()> {
-    crate::db::insert_all(conn, rows, "").await?;
-    Ok(())
-}
-
 /// A batch decided in memory: each pack's upkeep and next sweep instant, the renewals' money
 /// rows and debits, audit rows and mails.
 struct PlannedBatch {
@@ -531,14 +525,14 @@ async fn write_batch(
     debit_many(conn, &debits).await?;
     orders::insert_many(conn, charges.orders).await?;
     write_ledger_rows(conn, charges.ledger).await?;
-    write_bill_lines(conn, charges.bill_lines).await?;
+    insert_all(conn, charges.bill_lines, "").await?;
     let swept: Vec<(&Pack, &Pack, Option<DateTime<Utc>>)> =
         packs.iter().zip(&works).map(|(before, (work, next))| (before, &work.after, *next)).collect();
     write_packs(conn, &swept, now).await?;
     let rolls: Vec<(&Pack, &ItemRoll)> =
         works.iter().flat_map(|(work, _)| work.rolls.iter().map(move |roll| (&work.after, roll))).collect();
     write_rolls(conn, &rolls).await?;
-    write_audit(conn, audits).await?;
+    insert_all(conn, audits, "").await?;
     report.mails += enqueue(conn, mails).await?;
     Ok(report)
 }
