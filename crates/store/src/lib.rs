@@ -29,6 +29,7 @@ mod sealing;
 mod sessions;
 mod settlement;
 mod upkeep;
+mod upkeep_stream;
 mod usage;
 mod usage_queue;
 mod usage_sql;

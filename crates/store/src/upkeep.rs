@@ -11,10 +11,11 @@
 //! per batch, each state change guarded on what was read. On PostgreSQL a batch claims its
 //! packs with `FOR UPDATE SKIP LOCKED`, so several daemons split the work and never handle one
 //! pack twice. Two batches run side by side (lanes), each over its own half of the accounts,
-//! so they never wait for or conflict on each other's balances; on SQLite, whose one writer
-//! would otherwise wait for each batch's reading and deciding, a batch is read and decided
-//! before its write transaction begins — the guards make a batch decided on data that moved
-//! conflict, and it is done again inside its transaction. Every notice carries a dedupe key
+//! so they never wait for or conflict on each other's balances. SQLite, which writes one
+//! transaction at a time, sweeps as one stream instead (`upkeep_stream`): batches are claimed
+//! and decided on a reading connection while the ones before them are written, several to a
+//! transaction — the guards make a batch decided on data that moved conflict, and the lanes
+//! then do what is left, each batch decided inside its transaction. Every notice carries a dedupe key
 //! (pack, kind, threshold, cycle or expiry): a rerun, a retry or a second daemon never queues a
 //! mail twice.
 
@@ -30,7 +31,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
-use crate::accounts::{debit_many, hold_balances, load_accounts, write_ledger_rows, Account, BalanceDebit};
+use crate::accounts::{
+    debit_many, hold_balances, load_accounts, write_ledger_rows, Account, BalanceDebit, HeldBalance,
+};
 use crate::audit::Actor;
 use crate::convert::{millis, quantity_units};
 use crate::db::{insert_all, placeholder, placeholder_row};
@@ -41,6 +44,7 @@ use crate::orders::{self, NewOrder, OrderKind};
 use crate::outbox::{enqueue, notice_row};
 use crate::pack_ops::{pack_charge_rows, transition, PackCharge, RenewalReceipt};
 use crate::pack_rows::{hydrate, item_row, pack_row, tags_of, to_pack, write_packs, PACK_ITEM_COLUMNS, VALUES_CHUNK};
+use crate::upkeep_stream::StreamEnd;
 use crate::{ids, retrying, Store};
 
 /// What one sweep did.
@@ -89,7 +93,7 @@ const CAPACITY_SCAN_BATCH: u64 = 5000;
 
 /// Which due packs a claim may take.
 #[derive(Debug, Clone, Copy)]
-enum Scope<'a> {
+pub(crate) enum Scope<'a> {
     /// Any due pack.
     All,
     /// The due packs of lane `index` of `count`: those whose account ID is `index` modulo
@@ -98,6 +102,9 @@ enum Scope<'a> {
     Lane { index: i64, count: i64 },
     /// This one pack, if due (a batch that failed, handled pack by pack).
     Pack(&'a str),
+    /// Any due pack but these (SQLite's sweep stream: the packs of batches planned and not
+    /// yet committed).
+    Except(&'a [String]),
 }
 
 /// The `WHERE` condition selecting `scope`'s packs due at `now`, its values appended to
@@ -126,6 +133,12 @@ fn due_condition(
             values.push(id.into());
             due.push_str(&format!(" AND id = {}", placeholder(backend, values.len())));
         }
+        Scope::Except([]) => {}
+        Scope::Except(ids) => {
+            let start = values.len();
+            values.extend(ids.iter().map(|id| sea_orm::Value::from(id.as_str())));
+            due.push_str(&format!(" AND id NOT IN {}", placeholder_row(backend, start, ids.len())));
+        }
     }
     due
 }
@@ -134,7 +147,7 @@ fn due_condition(
 /// for this transaction on PostgreSQL — `FOR UPDATE SKIP LOCKED`, so packs another daemon holds
 /// are left to it. Packs and items come in one joined query decoded by position, since at
 /// hundreds of packs per batch reading them costs more than deciding what to do with them.
-async fn claim_due(
+pub(crate) async fn claim_due(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     limit: u64,
@@ -450,7 +463,7 @@ fn audit_row(pack: &Pack, action: &str, detail: serde_json::Value, now: DateTime
 
 /// A batch decided in memory: each pack's upkeep and next sweep instant, the renewals' money
 /// rows and debits, audit rows and mails.
-struct PlannedBatch {
+pub(crate) struct PlannedBatch {
     packs: Vec<Pack>,
     /// Parallel to `packs`.
     works: Vec<(PackUpkeep, Option<DateTime<Utc>>)>,
@@ -461,21 +474,66 @@ struct PlannedBatch {
     report: SweepReport,
 }
 
+/// The balances that batches decided but not yet committed leave, by account, each with the
+/// sequence number of the batch that leaves it: SQLite's sweep stream decides a batch while
+/// the ones before it are written, and a balance read then would not show their debits yet.
+/// Empty on every other path.
+#[derive(Default)]
+pub(crate) struct PendingBalances(HashMap<i64, (u64, HeldBalance)>);
+
+impl PendingBalances {
+    /// What `planned` (batch `seq`) will leave of the balances it debits.
+    pub(crate) fn add(&mut self, seq: u64, planned: &PlannedBatch) {
+        for debit in &planned.debits {
+            let balance = HeldBalance { balance: debit.seen.balance - debit.total, version: debit.seen.version + 1 };
+            self.0.insert(debit.account_id, (seq, balance));
+        }
+    }
+
+    /// Forgets what batches up to `seq` leave: they are committed, so a read shows it.
+    pub(crate) fn committed(&mut self, seq: u64) {
+        self.0.retain(|_, (batch, _)| *batch > seq);
+    }
+
+    /// The newer of the balance read and the one an uncommitted batch leaves. A balance read
+    /// with a higher version moved after that batch was decided (a top-up): that batch's guard
+    /// fails, and so does any decided on top of it.
+    fn newest(&self, account_id: i64, read: HeldBalance) -> HeldBalance {
+        match self.0.get(&account_id) {
+            Some((_, pending)) if pending.version > read.version => *pending,
+            _ => read,
+        }
+    }
+}
+
 /// Reads what a batch's decisions need (accounts; the balances of those that may pay a
 /// renewal, locked on PostgreSQL) and decides everything in memory, pack by pack in due order
-/// (each renewal against the balance the earlier ones left).
-async fn plan_batch(conn: &impl ConnectionTrait, packs: Vec<Pack>, now: DateTime<Utc>) -> StoreResult<PlannedBatch> {
+/// (each renewal against the balance the earlier ones left, `pending` included).
+pub(crate) async fn plan_batch(
+    conn: &impl ConnectionTrait,
+    packs: Vec<Pack>,
+    now: DateTime<Utc>,
+    pending: &PendingBalances,
+) -> StoreResult<PlannedBatch> {
     let account_ids: BTreeSet<i64> = packs.iter().map(|pack| pack.account_id).collect();
     let mut accounts: HashMap<i64, Account> =
         load_accounts(conn, &account_ids).await?.into_iter().map(|account| (account.id, account)).collect();
     // The accounts that may pay for a renewal in this batch: their balances are read again
-    // (locked on PostgreSQL); the debits below are guarded on the versions read.
-    let paying: BTreeSet<i64> = packs
+    // (locked on PostgreSQL); the debits below are guarded on the versions read. Those an
+    // uncommitted batch debits are read with their versions too, so that the renewal warnings
+    // below see the balance that batch leaves.
+    let held_ids: BTreeSet<i64> = packs
         .iter()
-        .filter(|pack| pack.renewal == RenewalMethod::Auto && !pack.lifecycle.is_final() && pack.expires_at <= now)
+        .filter(|pack| {
+            (pack.renewal == RenewalMethod::Auto && !pack.lifecycle.is_final() && pack.expires_at <= now)
+                || pending.0.contains_key(&pack.account_id)
+        })
         .map(|pack| pack.account_id)
         .collect();
-    let held = hold_balances(conn, &paying).await?;
+    let mut held = hold_balances(conn, &held_ids).await?;
+    for (id, seen) in held.iter_mut() {
+        *seen = pending.newest(*id, *seen);
+    }
     for (id, seen) in &held {
         if let Some(account) = accounts.get_mut(id) {
             account.balance = seen.balance;
@@ -516,7 +574,7 @@ async fn plan_batch(conn: &impl ConnectionTrait, packs: Vec<Pack>, now: DateTime
 
 /// Writes a decided batch with a few multi-row statements, each state change guarded on what
 /// the decisions were made from.
-async fn write_batch(
+pub(crate) async fn write_batch(
     conn: &impl ConnectionTrait,
     planned: PlannedBatch,
     now: DateTime<Utc>,
@@ -562,16 +620,18 @@ impl Store {
     /// How many sweep batches run side by side: two, so one batch's statements run in the
     /// database while the other's are read and decided here. Each lane sweeps the packs of its
     /// own accounts (see `Scope::Lane`), so the lanes never wait for each other's balance locks
-    /// or conflict on each other's packs. On SQLite, which writes one transaction at a time, a
-    /// lane reads and decides its batch before it takes the writer.
+    /// or conflict on each other's packs. On SQLite, which writes one transaction at a time,
+    /// the lanes only sweep what the stream (`upkeep_stream`) left, and a lane reads and
+    /// decides its batch before it takes the writer.
     pub fn sweep_lanes(&self) -> usize {
         2
     }
 
     /// [`Store::sweep_packs`] for callers that must stop promptly (respackd on SIGTERM) or show
     /// progress: after each batch `keep_going` gets the pass's running total, and once it says
-    /// no, no further batch starts (those in flight finish). Batches run in
-    /// [`Store::sweep_lanes`] lanes; the first error stops the pass and is returned.
+    /// no, no further batch starts (those in flight finish, and are committed). Batches run in
+    /// one stream on SQLite, then in [`Store::sweep_lanes`] lanes; the first error of a lane
+    /// stops the pass and is returned.
     pub async fn sweep_packs_while<F>(
         &self,
         now: DateTime<Utc>,
@@ -584,8 +644,13 @@ impl Store {
         let batch_size = batch_size.clamp(1, 5000);
         // The first batch alone, over all accounts: an idle sweep (nothing due) stays one
         // claim, and the lanes start only when there is more to do than one batch.
-        let first = self.sweep_pack_batch(now, batch_size, Scope::All).await?;
+        let mut first = self.sweep_pack_batch(now, batch_size, Scope::All).await?;
         if first.packs < batch_size || !keep_going(&first) {
+            return Ok(first);
+        }
+        // SQLite: one stream of batches (see `upkeep_stream`); the lanes below then find what
+        // it left, if anything (nothing, unless data moved under it).
+        if self.is_sqlite() && self.sweep_stream(now, batch_size, &keep_going, &mut first).await == StreamEnd::Stopped {
             return Ok(first);
         }
         let total = Arc::new(std::sync::Mutex::new(first));
@@ -711,7 +776,7 @@ impl Store {
                 if packs.is_empty() {
                     return Ok(SweepReport::default());
                 }
-                let planned = plan_batch(self.read(), packs, now).await?;
+                let planned = plan_batch(self.read(), packs, now, &PendingBalances::default()).await?;
                 (self.write().await?, planned)
             } else {
                 let tx = self.write().await?;
@@ -719,7 +784,7 @@ impl Store {
                 if packs.is_empty() {
                     return Ok(SweepReport::default());
                 }
-                let planned = plan_batch(&*tx, packs, now).await?;
+                let planned = plan_batch(&*tx, packs, now, &PendingBalances::default()).await?;
                 (tx, planned)
             };
             let report = write_batch(&*tx, planned, now).await?;

@@ -549,6 +549,45 @@ async fn renewal_charges_stay_exact_while_top_ups_move_the_balance(store: &Store
     assert_eq!(renewed_packs, total.renewed);
 }
 
+/// Batches after the first see what earlier ones of the pass decided for the same account —
+/// on SQLite, where a batch is decided while the ones before it are still being written (the
+/// sweep stream), as on PostgreSQL, where one lane's batches follow each other. Batches of one
+/// pack: each renewal is charged on the balance the earlier ones leave, and the last pack's
+/// renewal warning is decided on it too (only that balance, 5, falls short of its price, 10).
+async fn later_batches_see_the_balance_earlier_ones_leave(store: &Store) {
+    let other = alerted_account(store, "Other", "0", "en").await;
+    let payer = alerted_account(store, "Payer", "25", "en").await;
+    // Due first: the pass's first batch, swept before the rest.
+    let spec = mps_spec(PaymentMode::PeriodDecrement(TimeUnit::Month), 12, "100", at("2026-02-10T07:00:00Z"));
+    issue(store, other.id, spec, at("2026-02-10T12:00:00Z")).await;
+    let renewed = [
+        auto_pack(store, payer.id, "2026-02-10T08:00:00Z", 1).await,
+        auto_pack(store, payer.id, "2026-02-10T08:10:00Z", 1).await,
+    ];
+    let failed = auto_pack(store, payer.id, "2026-02-10T08:20:00Z", 1).await;
+    // Expires a week after the sweep: its 7-day renewal warning falls due at the sweep, after
+    // the others (due since their own warnings, a week before their expiry).
+    let warned = auto_pack(store, payer.id, "2026-02-17T09:00:00Z", 1).await;
+    store.sweep_packs(at("2026-02-17T09:00:00Z"), 100).await.unwrap();
+    assert!(kinds(store).await.is_empty());
+
+    let report = store.sweep_packs(at("2026-03-10T09:00:00Z"), 1).await.unwrap();
+    assert_eq!(
+        (report.packs, report.renewed, report.renewal_failed, report.expired, report.mails),
+        (5, 2, 1, 1, 4),
+        "{report:?}"
+    );
+    let ledger = assert_ledger_chain(store, payer.id).await;
+    let charged: Vec<_> = ledger.iter().filter_map(|row| row.pack_id.clone()).collect();
+    assert_eq!(charged, renewed, "charged in due order");
+    assert_eq!(store.account(payer.id).await.unwrap().balance, money("5"));
+    assert_eq!(store.pack(None, &failed).await.unwrap().lifecycle, Lifecycle::Expired);
+    let warning: Vec<_> = mails(store).await.into_iter().filter(|mail| mail.kind == "renewal_warning").collect();
+    assert_eq!(warning.len(), 1, "{:?}", kinds(store).await);
+    assert!(warning[0].subject.contains(&warned), "{}", warning[0].subject);
+    assert_eq!(store.sweep_packs(at("2026-03-10T09:00:00Z"), 1).await.unwrap().packs, 0, "nothing left due");
+}
+
 crate::on_both_backends!(
     activation_month_end_rolls_and_downtime_are_recorded_once,
     auto_renewal_charges_once_then_fails_when_the_balance_runs_out,
@@ -558,6 +597,7 @@ crate::on_both_backends!(
     outbox_claims_lease_retry_and_dead,
     notices_without_recipients_are_kept_as_dead,
     concurrent_sweeps_never_renew_or_mail_twice,
+    later_batches_see_the_balance_earlier_ones_leave,
     a_pass_stops_when_told_and_the_next_one_finishes,
     lanes_split_by_account_and_each_finishes_its_own,
     one_batch_charges_each_account_pack_by_pack_in_due_order,
