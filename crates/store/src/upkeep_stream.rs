@@ -25,8 +25,12 @@ use crate::upkeep::{claim_due, plan_batch, write_batch, PendingBalances, Planned
 use crate::Store;
 
 /// Packs written per transaction of the stream (whole batches: a transaction is committed once
-/// it holds at least this many). Measured with `cargo xtask bench sweep` (see the README).
-const COMMIT_PACKS: u64 = 3000;
+/// it holds at least this many — two of respackd's default 750). Measured with `cargo xtask
+/// bench sweep` (1,000,000 packs, 100,000 due, 2026-12-02, a machine that slowed while it
+/// ran: the lanes took 8.5, 8.8 and then 12.2 s): one batch per transaction 10.9 s, 1,500 packs
+/// 7.1, 7.4 and 9.2 s at a peak RSS of 91–95 MB, 3,000 packs 7.0 s but at 102–105 MB (the
+/// process's memory grows with the transaction), over respackd's 100 MB budget.
+const COMMIT_PACKS: u64 = 1500;
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
