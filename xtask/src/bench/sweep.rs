@@ -4,8 +4,8 @@
 //! period) — and measures:
 //! - an idle sweep (nothing due) at N packs,
 //! - respack's sweep of the due packs as respackd runs it (`Store::sweep_packs_while`, batches of
-//!   respackd's default size for the database — 750 on SQLite, 1,000 on PostgreSQL — in two
-//!   lanes side by side),
+//!   respackd's default size for the database — 750 on SQLite, 1,000 on PostgreSQL — in one
+//!   stream on SQLite, in two lanes side by side on PostgreSQL),
 //! - hand-written set-based SQL doing the same writes on the same data in the same run, for the
 //!   ratio: in one committed transaction on a second database built the same way (durable
 //!   writes cost what they cost: respack's sweep commits too), and, for comparison, in a
@@ -228,10 +228,14 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: O
     reset_peak_rss()?;
     println!("{backend}: RSS before sweeping {:.1} MB", rss_mb("VmRSS:"));
     let started = Instant::now();
-    let lanes = store.sweep_lanes();
+    let how = if store.is_sqlite() {
+        format!("one stream of {batch}-pack batches")
+    } else {
+        format!("{} lanes, {batch} packs per transaction", store.sweep_lanes())
+    };
     let label = backend.to_owned();
     let printed = std::sync::atomic::AtomicU64::new(0);
-    // respackd's pass: batches of `batch` packs in the store's lanes until nothing is due.
+    // respackd's pass: batches of `batch` packs until nothing is due.
     let total = store
         .sweep_packs_while(instant(DUE_AT), batch, move |total| {
             let tens = total.packs / 10_000;
@@ -244,7 +248,7 @@ async fn measure(backend: &str, url: &str, raw_url: &str, packs: usize, batch: O
     let due_s = started.elapsed().as_secs_f64();
     let sweep_rss_mb = peak_rss_mb();
     println!(
-        "{backend}: respack sweep {due_s:.2}s ({lanes} lane(s), {batch} packs per transaction): {} packs, {} cycle rolls, {} expired, {} renewed, {} mails; \
+        "{backend}: respack sweep {due_s:.2}s ({how}): {} packs, {} cycle rolls, {} expired, {} renewed, {} mails; \
          peak RSS while sweeping {sweep_rss_mb:.1} MB",
         total.packs, total.cycles_rolled, total.expired, total.renewed, total.mails
     );
