@@ -173,6 +173,9 @@ async fn connect(url: &str) -> Result<DatabaseConnection> {
             .busy_timeout(StdDuration::from_secs(30))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
+            // As respack's own connections (crates/store/src/db.rs): fewer thread hand-overs
+            // when a read returns many rows.
+            .row_buffer_size(1000)
     });
     Ok(Database::connect(options).await?)
 }
