@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::upkeep::{claim_due, plan_batch, write_batch, PendingBalances, PlannedBatch, Scope, SweepReport};
 use crate::Store;
 
@@ -37,7 +37,8 @@ const COMMIT_PACKS: u64 = 1500;
 pub(crate) enum StreamEnd {
     /// Every pack due when it claimed was swept (the planner's last claim was short).
     Done,
-    /// The caller's `keep_going` said no after a commit.
+    /// The caller's `keep_going` said no after a batch (the transaction holding it was
+    /// committed).
     Stopped,
     /// A batch could not be claimed, decided or written as planned (data moved, an error):
     /// what the stream committed stays, the rest is left to the lanes.
@@ -64,14 +65,12 @@ impl Store {
         let written = self.write_stream(now, &mut planned, &committed, keep_going, total).await;
         // Whatever the writer's end, the planner stops at its next hand-over.
         drop(planned);
-        let planner = match planner.await {
-            Ok(result) => result,
-            Err(error) => {
-                tracing::warn!(%error, "the sweep planner stopped");
-                return StreamEnd::Interrupted;
-            }
-        };
+        let planner = planner
+            .await
+            .unwrap_or_else(|error| Err(StoreError::Corrupt(format!("the sweep planner stopped: {error}"))));
         match (written, planner) {
+            // Told to stop: whatever the planner ran into, no lane starts.
+            (Ok(StreamEnd::Stopped), _) => StreamEnd::Stopped,
             (Err(error), _) | (Ok(_), Err(error)) => {
                 tracing::debug!(%error, "the sweep stream stopped; the lanes sweep the rest");
                 StreamEnd::Interrupted
