@@ -603,7 +603,7 @@ impl Store {
         self.sweep_packs_while(now, batch_size, |_| true).await
     }
 
-    /// Packs per sweep transaction unless respackd's `batch_size` says otherwise: 750 on
+    /// Packs per sweep batch unless respackd's `batch_size` says otherwise: 750 on
     /// SQLite, 1,000 on PostgreSQL. Measured with `cargo xtask bench sweep` (1,000,000 packs,
     /// 100,000 due, 2 cores, 2026-12-01): on SQLite 750 swept in 7.3 s against 8.3 s for 500
     /// (fewer commits rewrite fewer of the same index pages), peak RSS 85–87 MB against 77
