@@ -15,9 +15,9 @@
 //! transaction at a time, sweeps as one stream instead (`upkeep_stream`): batches are claimed
 //! and decided on a reading connection while the ones before them are written, several to a
 //! transaction — the guards make a batch decided on data that moved conflict, and the lanes
-//! then do what is left, each batch decided inside its transaction. Every notice carries a dedupe key
-//! (pack, kind, threshold, cycle or expiry): a rerun, a retry or a second daemon never queues a
-//! mail twice.
+//! then do what is left, each batch decided inside its transaction. Every notice carries a
+//! dedupe key (pack, kind, threshold, cycle or expiry): a rerun, a retry or a second daemon
+//! never queues a mail twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
