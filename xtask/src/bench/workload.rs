@@ -178,6 +178,11 @@ pub async fn load(db: &DatabaseConnection, shape: Shape) -> Result<Vec<i64>> {
         "",
     )
     .await?;
+    if backend == DatabaseBackend::Postgres {
+        // A database in service has statistics (autovacuum gathers them); one loaded a moment
+        // ago has none, and PostgreSQL's guesses without them plan the packs' lookups as scans.
+        db.execute_unprepared("ANALYZE").await?;
+    }
     Ok(ids)
 }
 

@@ -4,7 +4,7 @@
 use chrono::{Duration, NaiveDate};
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{BillActionType, Lifecycle, PaymentMode, TimeUnit};
-use respack_store::{Charge, DeductionFilter, Store, StoreError};
+use respack_store::{Charge, DeductionFilter, Store, StoreError, UsageInput};
 
 use crate::fixtures::*;
 use crate::harness::TestDb;
@@ -74,6 +74,30 @@ async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
     let mut linked: Vec<i64> = deductions.items.iter().map(|d| d.usage_record_id).collect();
     linked.sort_unstable();
     assert_eq!(linked, vec![first[0].usage_record_id, again[1].usage_record_id], "each deduction names its record");
+}
+
+/// Keys are the client's text: quotes, backslashes, commas, braces and spaces (the parts of a
+/// PostgreSQL array literal) are looked up and replayed like any other key.
+async fn keys_of_any_text_are_replayed(store: &Store) {
+    let account = account_with(store, "Acme", "0").await;
+    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", t0() - Duration::days(1));
+    let pack_id = store
+        .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0() - Duration::days(1))
+        .await
+        .unwrap()
+        .pack_id;
+    let keys = ["say \"hi\"", "back\\slash\\", "a,b", "{x}", "NULL", " spaced ", "中文"];
+    let batch: Vec<UsageInput> = keys.iter().map(|key| usage(key, "1", t0())).collect();
+    let first = store.record_usage(account.id, &batch, t0()).await.unwrap();
+    assert!(first.iter().all(|outcome| !outcome.replayed));
+    let again = store.record_usage(account.id, &batch, t0()).await.unwrap();
+    for ((key, first), again) in keys.iter().zip(&first).zip(&again) {
+        assert!(again.replayed, "{key:?} is replayed");
+        assert_eq!((again.idempotency_key.as_str(), again.usage_record_id), (*key, first.usage_record_id));
+        assert_eq!(again.deducted, dec("1"));
+    }
+    let pack = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!(pack.items[0].remaining, dec("93"), "seven records deducted once each");
 }
 
 async fn period_packs_deduct_per_cycle_and_roll_up_per_day(store: &Store) {
@@ -570,6 +594,7 @@ crate::on_both_backends!(
     a_mixed_batch_deducts_each_account_and_settles_overage_per_day,
     usage_spans_packs_in_expiry_order_then_overflows,
     a_repeated_idempotency_key_changes_nothing,
+    keys_of_any_text_are_replayed,
     period_packs_deduct_per_cycle_and_roll_up_per_day,
     frozen_scoped_and_unlimited_packs_deduct_by_their_rules,
     bad_usage_is_refused_with_a_reason_and_writes_nothing,
