@@ -159,11 +159,12 @@ pub(crate) async fn claim_due(
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
     let limit = placeholder(backend, values.len());
     let lock = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    // LEFT JOIN: a pack without items (which the domain never makes) is still swept, never
-    // left due for ever taking a place in every batch.
+    // The claimed rows are the packs read, not IDs looked up again. LEFT JOIN: a pack without
+    // items (which the domain never makes) is still swept, never left due for ever taking a
+    // place in every batch.
     let sql = format!(
-        "SELECT {PACK_ITEM_COLUMNS} FROM packs p LEFT JOIN pack_items i ON i.pack_id = p.id \
-         WHERE p.id IN (SELECT id FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {limit}{lock}) \
+        "WITH p AS (SELECT * FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {limit}{lock}) \
+         SELECT {PACK_ITEM_COLUMNS} FROM p LEFT JOIN pack_items i ON i.pack_id = p.id \
          ORDER BY p.next_sweep_at, p.id, i.position"
     );
     let mut claimed: Vec<(packs::Model, Vec<pack_items::Model>)> = Vec::new();
