@@ -383,6 +383,54 @@ enum Finish {
     Rollback,
 }
 
+// What respack writes for the bench's packs, as the baseline writes it too: audit details, the
+// order's receipt, the ledger note and the mails (as `crates/store/src/notices.rs` renders
+// them in English), with the bench's fixed instants and amounts. `@name@`, `@id@` and
+// `@order@` stand for the pack's name and ID and the baseline's order ID.
+const ROLL_DETAIL: &str = r#"{"cycle_end":"2026-07-01T00:00:00Z","cycle_start":"2026-06-01T00:00:00Z","from_cycle":4,"missed_cycles":0,"periods":[7,12],"to_cycle":5}"#;
+const RENEWAL_ROLL_DETAIL: &str = r#"{"cycle_end":"2026-07-01T00:00:00Z","cycle_start":"2026-06-01T00:00:00Z","from_cycle":0,"missed_cycles":0,"periods":[1,2],"to_cycle":1}"#;
+const RENEWAL_DETAIL: &str = r#"{"expires_at":"2026-07-01T00:00:00Z","expires_at_before":"2026-06-01T00:00:00Z","order_id":"@order@","periods":1,"price":"10"}"#;
+const EXPIRE_DETAIL: &str = r#"{"expires_at":"2026-06-01T00:00:00Z"}"#;
+const ORDER_RECEIPT: &str = r#"{"receipt":{"balance_after":"999990","expires_at":"2026-07-01T00:00:00Z","order_id":"@order@","pack_id":"@id@","periods":1,"price":"10"},"request":{"auto_renewal":"@id@","expires_at":"2026-06-01T00:00:00Z"}}"#;
+const EXPIRED_SUBJECT: &str = "Resource pack @name@ (@id@) has expired";
+const EXPIRED_LINES: [&str; 2] = [
+    "Your resource pack @name@ (@id@) expired at 2026-06-01 00:00 UTC.",
+    "Unused capacity is forfeited. Buy a new pack to continue.",
+];
+const RECEIPT_SUBJECT: &str = "Receipt: resource pack @name@ (@id@) renewed";
+const RECEIPT_LINES: [&str; 3] = [
+    "Your resource pack @name@ (@id@) was renewed automatically for 1 month.",
+    "Order @order@: 10.00 was charged to the account balance; the balance is now 999990.00.",
+    "The pack is now valid until 2026-07-01 00:00 UTC.",
+];
+const MAIL_FOOTER: &str = "This email was sent by respack. Change who receives it in the console's alert settings.";
+
+/// A mail's plain text as respack renders it: its paragraphs, then the footer.
+fn mail_text(lines: &[&str]) -> String {
+    format!("{}\n\n-- \n{MAIL_FOOTER}\n", lines.join("\n\n"))
+}
+
+/// A mail's HTML as respack renders it.
+fn mail_html(subject: &str, lines: &[&str]) -> String {
+    let paragraphs: String = lines.iter().map(|line| format!("<p>{line}</p>\n")).collect();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\n<body>\n\
+         {paragraphs}<hr>\n<p style=\"color:#666;font-size:smaller\">{}</p>\n</body></html>\n",
+        MAIL_FOOTER.replace('\'', "&#39;")
+    )
+}
+
+/// `template` as a SQL expression of the pack row it is selected with: a quoted literal with
+/// the placeholders concatenated in.
+fn concatenated(template: &str) -> String {
+    let literal = template
+        .replace('\'', "''")
+        .replace("@name@", "' || name || '")
+        .replace("@id@", "' || id || '")
+        .replace("@order@", "bench' || id || '");
+    format!("'{literal}'")
+}
+
 /// The same writes as respack's sweep of the due packs, as a handful of set-based statements
 /// in one transaction.
 async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
@@ -399,8 +447,8 @@ async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
         ),
         format!(
             "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
-             SELECT account_id, 'system:respackd', 'pack.roll_cycles', id, '{{\"from_cycle\":4,\"to_cycle\":5}}', {now} \
-             FROM packs WHERE {roll}"
+             SELECT account_id, 'system:respackd', 'pack.roll_cycles', id, {detail}, {now} FROM packs WHERE {roll}",
+            detail = concatenated(ROLL_DETAIL)
         ),
         format!("UPDATE packs SET next_sweep_at = {} WHERE {roll}", ms("2026-07-01T00:00:00Z")),
         // Auto-renewals: balance, order, ledger, bill line, receipt, audit, pack.
@@ -409,8 +457,8 @@ async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
         ),
         format!(
             "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
-             SELECT account_id, 'system:respackd', 'pack.roll_cycles', id, '{{\"from_cycle\":0,\"to_cycle\":1}}', {now} \
-             FROM packs WHERE {renew}"
+             SELECT account_id, 'system:respackd', 'pack.roll_cycles', id, {detail}, {now} FROM packs WHERE {renew}",
+            detail = concatenated(RENEWAL_ROLL_DETAIL)
         ),
         format!(
             "UPDATE accounts SET balance = accounts.balance - s.total, version = accounts.version + 1 \
@@ -419,11 +467,13 @@ async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
         ),
         format!(
             "INSERT INTO orders (id, account_id, kind, client_token, pack_id, amount, periods, receipt, created_at) \
-             SELECT 'bench' || id, account_id, 'renewal', NULL, id, unit_price, 1, '{{}}', {now} FROM packs WHERE {renew}"
+             SELECT 'bench' || id, account_id, 'renewal', NULL, id, unit_price, 1, {receipt}, {now} FROM packs WHERE {renew}",
+            receipt = concatenated(ORDER_RECEIPT)
         ),
         format!(
             "INSERT INTO balance_ledger (account_id, amount, balance_after, kind, order_id, pack_id, note, created_at) \
-             SELECT p.account_id, -p.unit_price, a.balance, 'renewal', 'bench' || p.id, p.id, 'Automatic renewal', {now} \
+             SELECT p.account_id, -p.unit_price, a.balance, 'renewal', 'bench' || p.id, p.id, \
+             'Automatic renewal of ' || p.name || ' for 1 month', {now} \
              FROM packs p JOIN accounts a ON a.id = p.account_id WHERE {renew}"
         ),
         format!(
@@ -431,7 +481,8 @@ async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
              business_code, product_code, region, zone, config_desc, total_cost, cash_pay_amount, fee_begin_at, fee_end_at, \
              pay_time, operate_user_id, settlement_key, created_at) \
              SELECT account_id, '2026-06', id, name, 'bench' || id, 'Yearly/monthly subscription renewal', 'prePay', \
-             product_code, subproduct_code, region, zone, 'Period decrement', unit_price, unit_price, expires_at, {july}, \
+             product_code, subproduct_code, region, zone, 'Period decrement: 100 minutes per month × 2 month', \
+             unit_price, unit_price, expires_at, {july}, \
              {now}, 'system:respackd', NULL, {now} FROM packs WHERE {renew}",
             july = ms("2026-07-01T00:00:00Z")
         ),
@@ -439,12 +490,15 @@ async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
             "INSERT INTO outbox (account_id, kind, dedupe_key, recipients, subject, body_text, body_html, status, attempts, \
              next_attempt_at, last_error, created_at, sent_at) \
              SELECT account_id, 'renewal_receipt', 'renewal_receipt:bench' || id, '[\"ops@example.com\"]', \
-             'Receipt: resource pack ' || name || ' (' || id || ') renewed', 'text', 'html', 'queued', 0, {now}, NULL, {now}, NULL \
-             FROM packs WHERE {renew}"
+             {subject}, {text}, {html}, 'queued', 0, {now}, NULL, {now}, NULL FROM packs WHERE {renew}",
+            subject = concatenated(RECEIPT_SUBJECT),
+            text = concatenated(&mail_text(&RECEIPT_LINES)),
+            html = concatenated(&mail_html(RECEIPT_SUBJECT, &RECEIPT_LINES))
         ),
         format!(
             "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
-             SELECT account_id, 'system:respackd', 'pack.auto_renew', id, '{{}}', {now} FROM packs WHERE {renew}"
+             SELECT account_id, 'system:respackd', 'pack.auto_renew', id, {detail}, {now} FROM packs WHERE {renew}",
+            detail = concatenated(RENEWAL_DETAIL)
         ),
         format!(
             "UPDATE packs SET term_count = term_count + 1, expires_at = {july}, price_paid = price_paid + unit_price, \
@@ -457,12 +511,15 @@ async fn plain_sql(db: &DatabaseConnection, finish: Finish) -> Result<()> {
             "INSERT INTO outbox (account_id, kind, dedupe_key, recipients, subject, body_text, body_html, status, attempts, \
              next_attempt_at, last_error, created_at, sent_at) \
              SELECT account_id, 'expired', 'expired:' || id, '[\"ops@example.com\"]', \
-             'Resource pack ' || name || ' (' || id || ') has expired', 'text', 'html', 'queued', 0, {now}, NULL, {now}, NULL \
-             FROM packs WHERE {expire}"
+             {subject}, {text}, {html}, 'queued', 0, {now}, NULL, {now}, NULL FROM packs WHERE {expire}",
+            subject = concatenated(EXPIRED_SUBJECT),
+            text = concatenated(&mail_text(&EXPIRED_LINES)),
+            html = concatenated(&mail_html(EXPIRED_SUBJECT, &EXPIRED_LINES))
         ),
         format!(
             "INSERT INTO audit_log (account_id, actor, action, target, detail, created_at) \
-             SELECT account_id, 'system:respackd', 'pack.expire', id, '{{}}', {now} FROM packs WHERE {expire}"
+             SELECT account_id, 'system:respackd', 'pack.expire', id, {detail}, {now} FROM packs WHERE {expire}",
+            detail = concatenated(EXPIRE_DETAIL)
         ),
         format!(
             "UPDATE packs SET lifecycle = 'expired', package_expired_at = expires_at, version = version + 1, \
