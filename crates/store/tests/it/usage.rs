@@ -4,7 +4,7 @@
 use chrono::{Duration, NaiveDate};
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{BillActionType, Lifecycle, PaymentMode, TimeUnit};
-use respack_store::{Charge, DeductionFilter, Store, StoreError, UsageInput};
+use respack_store::{Account, Charge, DeductionFilter, Store, StoreError, UsageInput};
 
 use crate::fixtures::*;
 use crate::harness::TestDb;
@@ -52,7 +52,8 @@ async fn usage_spans_packs_in_expiry_order_then_overflows(store: &Store) {
     assert_eq!(store.pack(None, &later).await.unwrap().lifecycle, Lifecycle::Exhausted);
 }
 
-async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
+/// An account with one total-decrement pack of 100, valid since the day before `t0`.
+async fn account_with_one_pack_of_100(store: &Store) -> (Account, String) {
     let account = account_with(store, "Acme", "0").await;
     let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", t0() - Duration::days(1));
     let pack_id = store
@@ -60,6 +61,11 @@ async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
         .await
         .unwrap()
         .pack_id;
+    (account, pack_id)
+}
+
+async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
+    let (account, pack_id) = account_with_one_pack_of_100(store).await;
     let first = store.record_usage(account.id, &[usage("same", "10", t0())], t0()).await.unwrap();
     let again =
         store.record_usage(account.id, &[usage("same", "10", t0()), usage("new", "1", t0())], t0()).await.unwrap();
@@ -79,13 +85,7 @@ async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
 /// Keys are the client's text: quotes, backslashes, commas, braces and spaces (the parts of a
 /// PostgreSQL array literal) are looked up and replayed like any other key.
 async fn keys_of_any_text_are_replayed(store: &Store) {
-    let account = account_with(store, "Acme", "0").await;
-    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", t0() - Duration::days(1));
-    let pack_id = store
-        .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0() - Duration::days(1))
-        .await
-        .unwrap()
-        .pack_id;
+    let (account, pack_id) = account_with_one_pack_of_100(store).await;
     let keys = ["say \"hi\"", "back\\slash\\", "a,b", "{x}", "NULL", " spaced ", "中文"];
     let batch: Vec<UsageInput> = keys.iter().map(|key| usage(key, "1", t0())).collect();
     let first = store.record_usage(account.id, &batch, t0()).await.unwrap();
@@ -183,13 +183,7 @@ async fn frozen_scoped_and_unlimited_packs_deduct_by_their_rules(store: &Store) 
 }
 
 async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
-    let account = account_with(store, "Acme", "0").await;
-    let spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", t0() - Duration::days(1));
-    let pack_id = store
-        .issue_pack(account.id, spec, Charge::Settled, None, &operator(), t0() - Duration::days(1))
-        .await
-        .unwrap()
-        .pack_id;
+    let (account, pack_id) = account_with_one_pack_of_100(store).await;
     let good = usage("good", "1", t0());
     let mut unknown = usage("unknown", "1", t0());
     unknown.subproduct = "sp_nothing".into();
