@@ -142,10 +142,15 @@ fn check_usage(
     let mut keys = HashSet::new();
     let mut checked = Vec::with_capacity(records.len());
     for (index, (account_id, input)) in records.iter().enumerate() {
-        let at =
-            |message: String| StoreError::invalid(format!("record {index} ({}): {message}", input.idempotency_key));
-        if input.idempotency_key.is_empty() || input.idempotency_key.len() > 128 {
+        let key = &input.idempotency_key;
+        let at = |message: String| StoreError::invalid(format!("record {index} ({}): {message}", key.escape_debug()));
+        if key.is_empty() || key.chars().count() > 128 {
             return Err(at("the idempotency key must be 1 to 128 characters".into()));
+        }
+        // PostgreSQL cannot store NUL, and no other control character belongs in a key that
+        // operators read in logs and consoles.
+        if key.chars().any(char::is_control) {
+            return Err(at("the idempotency key must not contain control characters".into()));
         }
         if !keys.insert((*account_id, input.idempotency_key.as_str())) {
             return Err(at("the idempotency key appears twice in this batch".into()));

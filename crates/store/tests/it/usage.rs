@@ -194,6 +194,9 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
     let too_precise = usage("precise", "0.0000001", t0());
     let future = usage("future", "1", t0() + Duration::hours(1));
     let huge = usage("huge", "99999999999999999999", t0());
+    let control = usage("tab\there", "1", t0());
+    let nul = usage("nul\0", "1", t0());
+    let long_key = usage(&"k".repeat(129), "1", t0());
     // Storable as a quantity, but not its cost at this subproduct's list price (30 per seat-month).
     let mut costly = usage("costly", "9000000000000", t0());
     (costly.product, costly.subproduct) = ("p_ccc".into(), "sp_ccc_voice_agent_monthly".into());
@@ -207,6 +210,9 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
         (vec![good.clone(), huge], "too large"),
         (vec![good.clone(), costly], "(30.00 per seat-months) is too large to bill"),
         (vec![good.clone(), good.clone()], "appears twice"),
+        (vec![good.clone(), control], "record 1 (tab\\there): the idempotency key must not contain control characters"),
+        (vec![good.clone(), nul], "control characters"),
+        (vec![good.clone(), long_key], "1 to 128 characters"),
     ];
     for (batch, reason) in cases {
         let error = store.record_usage(account.id, &batch, t0()).await.unwrap_err();
@@ -219,6 +225,10 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
     assert_eq!(store.pack(None, &pack_id).await.unwrap().items[0].remaining, dec("100"), "nothing deducted");
     let all = DeductionFilter { account_ids: vec![account.id], ..Default::default() };
     assert_eq!(store.list_deductions(&all).await.unwrap().total, 0);
+    // 128 characters of three bytes each: a key's limit is in characters, not bytes.
+    let wide = usage(&"键".repeat(128), "1", t0());
+    assert!(!store.record_usage(account.id, &[wide.clone()], t0()).await.unwrap()[0].replayed);
+    assert!(store.record_usage(account.id, &[wide], t0()).await.unwrap()[0].replayed);
 }
 
 async fn concurrent_writers_never_overdraw_or_lose_usage(store: &Store) {
