@@ -226,9 +226,9 @@ async fn bad_usage_is_refused_with_a_reason_and_writes_nothing(store: &Store) {
     let all = DeductionFilter { account_ids: vec![account.id], ..Default::default() };
     assert_eq!(store.list_deductions(&all).await.unwrap().total, 0);
     // 128 characters of three bytes each: a key's limit is in characters, not bytes.
-    let wide = usage(&"键".repeat(128), "1", t0());
-    assert!(!store.record_usage(account.id, &[wide.clone()], t0()).await.unwrap()[0].replayed);
-    assert!(store.record_usage(account.id, &[wide], t0()).await.unwrap()[0].replayed);
+    let wide = [usage(&"键".repeat(128), "1", t0())];
+    assert!(!store.record_usage(account.id, &wide, t0()).await.unwrap()[0].replayed);
+    assert!(store.record_usage(account.id, &wide, t0()).await.unwrap()[0].replayed);
 }
 
 async fn concurrent_writers_never_overdraw_or_lose_usage(store: &Store) {
