@@ -78,6 +78,11 @@ impl PgInstall {
     }
 }
 
+/// Extra server options for every throwaway cluster (`-c name=value …`, as `postgres` takes
+/// them), e.g. `auto_explain` to see the plans of a benchmark's statements. When set, the
+/// server log is kept after the cluster is gone.
+const EXTRA_OPTIONS_VAR: &str = "RESPACK_PG_OPTIONS";
+
 /// A running throwaway cluster. Dropping it stops the server and deletes its directory,
 /// including when the code holding it returns early with an error.
 pub struct PgCluster {
@@ -158,8 +163,9 @@ impl PgCluster {
             Durability::Throwaway => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             Durability::Durable => "-c shared_buffers=512MB",
         };
+        let extra = std::env::var(EXTRA_OPTIONS_VAR).unwrap_or_default();
         let server_options = format!(
-            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1 {speed} -c max_connections=200",
+            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1 {speed} -c max_connections=200 {extra}",
             port = self.port
         );
         let pg_ctl = self.run_as.command(&self.sh, &self.install.program("pg_ctl"));
@@ -212,6 +218,15 @@ impl Drop for PgCluster {
                  xtask: deleting its directory anyway; a server whose lock file vanishes shuts itself down within a minute",
                 self.dir.display()
             ),
+        }
+        if std::env::var_os(EXTRA_OPTIONS_VAR).is_some() {
+            let kept = std::env::temp_dir().join(format!("respack-pg-{}.log", self.port));
+            match std::fs::copy(self.log_file(), &kept) {
+                Ok(_) => println!("xtask: PostgreSQL's log ({EXTRA_OPTIONS_VAR} is set): {}", kept.display()),
+                Err(error) => {
+                    eprintln!("xtask: warning: could not keep PostgreSQL's log at {}: {error}", kept.display())
+                }
+            }
         }
         if let Err(error) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("xtask: warning: could not delete {}: {error}", self.dir.display());
