@@ -152,7 +152,7 @@ fn check_usage(
         if key.chars().any(char::is_control) {
             return Err(at("the idempotency key must not contain control characters".into()));
         }
-        if !keys.insert((*account_id, input.idempotency_key.as_str())) {
+        if !keys.insert((*account_id, key.as_str())) {
             return Err(at("the idempotency key appears twice in this batch".into()));
         }
         let subproduct = context

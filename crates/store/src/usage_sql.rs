@@ -71,16 +71,18 @@ fn postgres_candidates(pairs: &[(i64, &str)]) -> Statement {
                  AND p.lifecycle IN ('inactive', 'valid') AND p.frozen = false \
                ORDER BY p.id, i.position FOR UPDATE OF p) AS c"
         ),
-        [
-            array_literal(pairs.iter().map(|(account_id, _)| account_id.to_string())).into(),
-            array_literal(pairs.iter().map(|(_, code)| quoted_element(code))).into(),
-        ],
+        pair_arrays(pairs.iter().copied()),
     )
 }
 
-/// A PostgreSQL array literal of `elements` (each already written as an element).
-fn array_literal(elements: impl Iterator<Item = String>) -> String {
-    format!("{{{}}}", elements.collect::<Vec<_>>().join(","))
+/// (account, text) pairs as the two PostgreSQL array literals `unnest($1::text::bigint[],
+/// $2::text::text[])` reads back as rows, in order.
+fn pair_arrays<'a>(pairs: impl Iterator<Item = (i64, &'a str)> + Clone) -> [sea_orm::Value; 2] {
+    let literal = |elements: Vec<String>| format!("{{{}}}", elements.join(","));
+    [
+        literal(pairs.clone().map(|(account_id, _)| account_id.to_string()).collect()).into(),
+        literal(pairs.map(|(_, text)| quoted_element(text)).collect()).into(),
+    ]
 }
 
 /// `text` as an element of a PostgreSQL array literal: quoted, with `"` and `\` escaped.
@@ -341,26 +343,32 @@ pub(crate) type Stored = HashMap<(i64, String), usage_records::Model>;
 /// match a quarter of the rows and scanned them all — for every chunk of every group, so the
 /// cost grew with the table.
 pub(crate) async fn stored_records(conn: &impl ConnectionTrait, checked: &[&CheckedRecord]) -> StoreResult<Stored> {
+    match conn.get_database_backend() {
+        DatabaseBackend::Postgres => postgres_stored_records(conn, checked).await,
+        _ => sqlite_stored_records(conn, checked).await,
+    }
+}
+
+async fn postgres_stored_records(conn: &impl ConnectionTrait, checked: &[&CheckedRecord]) -> StoreResult<Stored> {
     let mut found = HashMap::new();
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        if checked.is_empty() {
-            return Ok(found);
-        }
-        let statement = Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "SELECT r.* FROM unnest($1::text::bigint[], $2::text::text[]) AS k (account_id, idempotency_key) \
-             CROSS JOIN LATERAL (SELECT * FROM usage_records u \
-               WHERE u.idempotency_key = k.idempotency_key AND u.account_id = k.account_id OFFSET 0) AS r",
-            [
-                array_literal(checked.iter().map(|c| c.record.account_id.to_string())).into(),
-                array_literal(checked.iter().map(|c| quoted_element(&c.key))).into(),
-            ],
-        );
-        for row in usage_records::Entity::find().from_raw_sql(statement).all(conn).await? {
-            found.insert((row.account_id, row.idempotency_key.clone()), row);
-        }
+    if checked.is_empty() {
         return Ok(found);
     }
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT r.* FROM unnest($1::text::bigint[], $2::text::text[]) AS k (account_id, idempotency_key) \
+         CROSS JOIN LATERAL (SELECT * FROM usage_records u \
+           WHERE u.idempotency_key = k.idempotency_key AND u.account_id = k.account_id OFFSET 0) AS r",
+        pair_arrays(checked.iter().map(|c| (c.record.account_id, c.key.as_str()))),
+    );
+    for row in usage_records::Entity::find().from_raw_sql(statement).all(conn).await? {
+        found.insert((row.account_id, row.idempotency_key.clone()), row);
+    }
+    Ok(found)
+}
+
+async fn sqlite_stored_records(conn: &impl ConnectionTrait, checked: &[&CheckedRecord]) -> StoreResult<Stored> {
+    let mut found = HashMap::new();
     for chunk in checked.chunks(500) {
         // By key only (the unique index leads with it), then by account here: two IN lists
         // would make the database probe their cross product.
