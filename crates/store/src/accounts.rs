@@ -300,8 +300,9 @@ pub(crate) async fn debit_many(conn: &impl ConnectionTrait, debits: &[BalanceDeb
             rows.push(crate::db::placeholder_row(backend, start, values.len() - start));
         }
         let sql = format!(
-            "UPDATE accounts SET balance = accounts.balance - v.column3, version = accounts.version + 1 \
+            "UPDATE{} accounts SET balance = accounts.balance - v.column3, version = accounts.version + 1 \
              FROM (VALUES {}) AS v WHERE accounts.id = v.column1 AND accounts.version = v.column2",
+            crate::db::or_fail(backend),
             rows.join(", ")
         );
         let updated = conn.execute(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;

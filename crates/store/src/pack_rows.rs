@@ -432,9 +432,10 @@ async fn write_pack_shape(
         rows.push(placeholder_row(backend, start, values.len() - start));
     }
     let sql = format!(
-        "UPDATE packs SET {} FROM (VALUES {}) AS v \
+        "UPDATE{} packs SET {} FROM (VALUES {}) AS v \
          WHERE packs.id = v.column1 AND packs.account_id = v.column2 AND packs.version = v.column3 \
          AND packs.lifecycle = v.column4",
+        crate::db::or_fail(backend),
         set.join(", "),
         rows.join(", ")
     );

@@ -106,8 +106,9 @@ async fn add_payments(conn: &impl ConnectionTrait, payments: &[(&OwedLine, Money
             rows.push(placeholder_row(backend, start, 3));
         }
         let sql = format!(
-            "UPDATE bill_lines SET cash_pay_amount = bill_lines.cash_pay_amount + v.column3 \
+            "UPDATE{} bill_lines SET cash_pay_amount = bill_lines.cash_pay_amount + v.column3 \
              FROM (VALUES {}) AS v WHERE bill_lines.id = v.column1 AND bill_lines.cash_pay_amount = v.column2",
+            crate::db::or_fail(backend),
             rows.join(", ")
         );
         let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;

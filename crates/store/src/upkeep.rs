@@ -36,7 +36,7 @@ use crate::accounts::{
 };
 use crate::audit::Actor;
 use crate::convert::{millis, quantity_units};
-use crate::db::{insert_all, placeholder, placeholder_row};
+use crate::db::{insert_all, or_fail, placeholder, placeholder_row};
 use crate::entity::{audit_log, balance_ledger, bill_lines, daemon_cursors, deductions, pack_items, packs};
 use crate::error::{StoreError, StoreResult};
 use crate::notices::Notice;
@@ -436,10 +436,11 @@ async fn write_rolls(conn: &impl ConnectionTrait, rolls: &[(&Pack, &ItemRoll)]) 
             rows.push(placeholder_row(backend, start, values.len() - start));
         }
         let sql = format!(
-            "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7 FROM (VALUES {}) AS v \
+            "UPDATE{} pack_items SET remaining = v.column6, cycle_index = v.column7 FROM (VALUES {}) AS v \
              WHERE pack_items.pack_id = v.column1 AND pack_items.account_id = v.column2 \
              AND pack_items.position = v.column3 AND pack_items.remaining = v.column4 \
              AND pack_items.cycle_index = v.column5",
+            or_fail(backend),
             rows.join(", ")
         );
         let updated = conn.execute(Statement::from_sql_and_values(backend, sql, values)).await?;

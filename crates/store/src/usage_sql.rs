@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryF
 
 use crate::candidate_cache::Groups;
 use crate::convert::{money, quantity};
-use crate::db::{placeholder_row, WriteTx};
+use crate::db::{or_fail, placeholder_row, WriteTx};
 use crate::entity::{deductions, pack_items, packs, usage_daily, usage_records};
 use crate::error::{StoreError, StoreResult};
 use crate::pack_rows::{item_row, pack_row, to_pack, PACK_ITEM_COLUMNS};
@@ -134,11 +134,12 @@ pub(crate) fn item_updates(backend: DatabaseBackend, changes: &[ItemChange]) -> 
         }
         // VALUES columns are named column1… on both PostgreSQL and SQLite.
         let sql = format!(
-            "UPDATE pack_items SET remaining = v.column6, cycle_index = v.column7, used = v.column8 \
+            "UPDATE{} pack_items SET remaining = v.column6, cycle_index = v.column7, used = v.column8 \
              FROM (VALUES {}) AS v \
              WHERE pack_items.pack_id = v.column1 AND pack_items.position = v.column2 \
              AND pack_items.remaining = v.column3 AND pack_items.cycle_index = v.column4 \
              AND pack_items.used = v.column5",
+            or_fail(backend),
             rows.join(", ")
         );
         statements.push((Statement::from_sql_and_values(backend, sql, values), chunk.len() as u64));
@@ -190,7 +191,8 @@ pub(crate) fn deduction_inserts(backend: DatabaseBackend, rows: &[NewDeduction])
             ]);
             tuples.push(placeholder_row(backend, start, DEDUCTION_VALUES));
         }
-        let sql = format!("INSERT INTO deductions ({DEDUCTION_COLUMNS}) VALUES {}", tuples.join(", "));
+        let sql =
+            format!("INSERT{} INTO deductions ({DEDUCTION_COLUMNS}) VALUES {}", or_fail(backend), tuples.join(", "));
         statements
             .push((Statement::from_sql_and_values(backend, sql, values), chunk.iter().map(|row| row.record).collect()));
     }
@@ -225,10 +227,11 @@ pub(crate) fn record_inserts(backend: DatabaseBackend, rows: Vec<RecordValues>) 
             tuples.push(placeholder_row(backend, start, per_row));
         }
         let sql = if given_ids {
-            format!("INSERT INTO usage_records (id, {RECORD_COLUMNS}) VALUES {}", tuples.join(", "))
+            format!("INSERT{} INTO usage_records (id, {RECORD_COLUMNS}) VALUES {}", or_fail(backend), tuples.join(", "))
         } else {
             format!(
-                "INSERT INTO usage_records ({RECORD_COLUMNS}) VALUES {} RETURNING account_id, idempotency_key, id",
+                "INSERT{} INTO usage_records ({RECORD_COLUMNS}) VALUES {} RETURNING account_id, idempotency_key, id",
+                or_fail(backend),
                 tuples.join(", ")
             )
         };
