@@ -5,7 +5,7 @@
 //! - an idle sweep (nothing due) at N packs,
 //! - respack's sweep of the due packs as respackd runs it (`Store::sweep_packs_while`, batches of
 //!   respackd's default size for the database — 750 on SQLite, 1,000 on PostgreSQL — in one
-//!   stream on SQLite, in two lanes side by side on PostgreSQL),
+//!   stream on SQLite, in three lanes side by side on PostgreSQL),
 //! - hand-written set-based SQL doing the same writes on the same data in the same run, for the
 //!   ratio: in one committed transaction on a second database built the same way (durable
 //!   writes cost what they cost: respack's sweep commits too), and, for comparison, in a

@@ -319,7 +319,7 @@ async fn a_pass_stops_when_told_and_the_next_one_finishes(store: &Store) {
     }
     let now = at("2026-03-10T08:00:00Z");
     let lanes = store.sweep_lanes() as u64;
-    assert_eq!(lanes, 2);
+    assert!(lanes >= 2, "the pass runs lanes side by side: {lanes}");
     // Told to stop after its first batch: the second lane never starts.
     let first = store.sweep_packs_while(now, 3, |_| false).await.unwrap();
     assert_eq!((first.packs, first.cycles_rolled), (3, 3), "{first:?}");
