@@ -303,11 +303,16 @@ mod tests {
         }
     }
 
+    /// A store on a fresh SQLite file in its own directory (removed by the caller).
+    async fn sqlite_store(name: &str) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("respack-{name}-{}", std::process::id()));
+        let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
+        (Store::connect(&url, SealingKey::from_bytes([1; 32])).await.unwrap(), dir)
+    }
+
     #[tokio::test]
     async fn insert_all_writes_every_row_in_chunks_and_refuses_rows_of_different_columns() {
-        let dir = std::env::temp_dir().join(format!("respack-insert-all-{}", std::process::id()));
-        let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
-        let store = Store::connect(&url, SealingKey::from_bytes([1; 32])).await.unwrap();
+        let (store, dir) = sqlite_store("insert-all").await;
         let tx = store.write().await.unwrap();
         // More than one statement's worth.
         let rows: Vec<_> = (0..1203).map(|n| audit(&format!("pack-{n}"))).collect();
@@ -328,9 +333,7 @@ mod tests {
     /// its transaction — and nothing of it is stored once the transaction is dropped.
     #[tokio::test]
     async fn a_failed_bulk_insert_stores_nothing_once_its_transaction_is_dropped() {
-        let dir = std::env::temp_dir().join(format!("respack-or-fail-{}", std::process::id()));
-        let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
-        let store = Store::connect(&url, SealingKey::from_bytes([1; 32])).await.unwrap();
+        let (store, dir) = sqlite_store("or-fail").await;
         let tx = store.write().await.unwrap();
         // Eleven rows, then a twelfth with the first one's ID.
         let with_id = |id: i64| {
