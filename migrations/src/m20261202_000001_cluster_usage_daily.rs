@@ -9,7 +9,8 @@
 //!
 //! SQLite cannot change a table to `WITHOUT ROWID`: the rows move to a new table, which takes
 //! the old one's name, all in one transaction (SQLite's DDL is transactional), so a crash
-//! leaves either table whole.
+//! leaves either table whole. A statement that fails ends the process's start with the
+//! transaction still open on its connection; closing that connection rolls it back.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};

@@ -178,10 +178,9 @@ pub(crate) async fn begin_write<'a>(
 /// itself alone if a row fails, while the transaction goes on: in `cargo xtask bench deduct`
 /// (SQLite) that copying was 5 % of the process's CPU samples (perf, 2026-12-02), and
 /// without it the rate rose 1–3 % (two A/B pairs; stop 18 saw no change in the sweep).
-/// respack never goes on: every caller
-/// returns the error and its transaction rolls back (dropped), so a failed statement's earlier
-/// rows, which `FAIL` leaves in place, never outlive it. PostgreSQL aborts the whole
-/// transaction on any error anyway.
+/// respack never goes on: every caller returns the error and its transaction rolls back
+/// (dropped), so a failed statement's earlier rows, which `FAIL` leaves in place, never outlive
+/// it. PostgreSQL aborts the whole transaction on any error anyway.
 pub(crate) fn or_fail(backend: DatabaseBackend) -> &'static str {
     match backend {
         DatabaseBackend::Sqlite => " OR FAIL",
