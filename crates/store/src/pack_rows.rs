@@ -77,6 +77,10 @@ pub(crate) const PACK_ITEM_COLUMNS: &str = "p.id, p.account_id, p.name, p.produc
      i.id, i.account_id, i.pack_id, i.position, i.name, i.unit, i.usage_type, i.capacity, i.remaining, \
      i.cycle_index, i.used, p.next_sweep_at";
 
+/// How many columns [`PACK_ITEM_COLUMNS`] lists: a column a query adds after them is at this
+/// position.
+pub(crate) const PACK_ITEM_COLUMN_COUNT: usize = 37;
+
 /// The pack of a [`PACK_ITEM_COLUMNS`] row.
 pub(crate) fn pack_row(row: &sea_orm::QueryResult) -> Result<packs::Model, sea_orm::DbErr> {
     Ok(packs::Model {
@@ -444,4 +448,14 @@ async fn write_pack_shape(
         return Err(StoreError::conflict("a resource pack of this batch"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_is_the_number_of_columns_listed() {
+        assert_eq!(PACK_ITEM_COLUMNS.split(',').count(), PACK_ITEM_COLUMN_COUNT);
+    }
 }

@@ -43,7 +43,9 @@ use crate::notices::Notice;
 use crate::orders::{self, NewOrder, OrderKind};
 use crate::outbox::{enqueue, notice_row};
 use crate::pack_ops::{pack_charge_rows, transition, PackCharge, RenewalReceipt};
-use crate::pack_rows::{hydrate, item_row, pack_row, tags_of, to_pack, write_packs, PACK_ITEM_COLUMNS, VALUES_CHUNK};
+use crate::pack_rows::{
+    hydrate, item_row, pack_row, tags_of, to_pack, write_packs, PACK_ITEM_COLUMNS, PACK_ITEM_COLUMN_COUNT, VALUES_CHUNK,
+};
 use crate::upkeep_stream::StreamEnd;
 use crate::{ids, retrying, Store};
 
@@ -102,9 +104,6 @@ pub(crate) enum Scope<'a> {
     Lane { index: i64, count: i64 },
     /// This one pack, if due (a batch that failed, handled pack by pack).
     Pack(&'a str),
-    /// Any due pack but these (SQLite's sweep stream: the packs of batches planned and not
-    /// yet committed).
-    Except(&'a [String]),
 }
 
 /// The `WHERE` condition selecting `scope`'s packs due at `now`, its values appended to
@@ -133,20 +132,13 @@ fn due_condition(
             values.push(id.into());
             due.push_str(&format!(" AND id = {}", placeholder(backend, values.len())));
         }
-        Scope::Except([]) => {}
-        Scope::Except(ids) => {
-            let start = values.len();
-            values.extend(ids.iter().map(|id| sea_orm::Value::from(id.as_str())));
-            due.push_str(&format!(" AND id NOT IN {}", placeholder_row(backend, start, ids.len())));
-        }
     }
     due
 }
 
 /// The due packs of a batch with their items and tags, oldest due first (then by ID), locked
 /// for this transaction on PostgreSQL — `FOR UPDATE SKIP LOCKED`, so packs another daemon holds
-/// are left to it. Packs and items come in one joined query decoded by position, since at
-/// hundreds of packs per batch reading them costs more than deciding what to do with them.
+/// are left to it.
 pub(crate) async fn claim_due(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -159,17 +151,49 @@ pub(crate) async fn claim_due(
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
     let limit = placeholder(backend, values.len());
     let lock = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    // The claimed rows are the packs read, not IDs looked up again. LEFT JOIN: a pack without
-    // items (which the domain never makes) is still swept, never left due for ever taking a
-    // place in every batch.
+    let claimed = format!("SELECT * FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {limit}{lock}");
+    let (packs, _) = read_claimed(conn, &claimed, values, false).await?;
+    Ok(packs)
+}
+
+/// Where a pack stands in `ix_packs_next_sweep` on SQLite, whose entries end with the rowid:
+/// SQLite's sweep stream claims past the last pack it claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SweepKey {
+    pub(crate) next_sweep_at: i64,
+    pub(crate) rowid: i64,
+}
+
+/// The packs `claimed` selects (whole `packs` rows — and, when `keyed`, each one's rowid as
+/// `sweep_rowid`) with their items and tags, oldest due first (then by ID), and when `keyed`
+/// the [`SweepKey`] of the last of them in index order. The claimed rows are the packs read,
+/// not IDs looked up again; packs and items come in one joined query decoded by position,
+/// since at hundreds of packs per batch reading them costs more than deciding what to do with
+/// them. LEFT JOIN: a pack without items (which the domain never makes) is still swept, never
+/// left due for ever taking a place in every batch.
+pub(crate) async fn read_claimed(
+    conn: &impl ConnectionTrait,
+    claimed: &str,
+    values: Vec<sea_orm::Value>,
+    keyed: bool,
+) -> StoreResult<(Vec<Pack>, Option<SweepKey>)> {
+    let backend = conn.get_database_backend();
+    let key_column = if keyed { ", p.sweep_rowid" } else { "" };
     let sql = format!(
-        "WITH p AS (SELECT * FROM packs WHERE {due} ORDER BY next_sweep_at LIMIT {limit}{lock}) \
-         SELECT {PACK_ITEM_COLUMNS} FROM p LEFT JOIN pack_items i ON i.pack_id = p.id \
+        "WITH p AS ({claimed}) SELECT {PACK_ITEM_COLUMNS}{key_column} FROM p LEFT JOIN pack_items i ON i.pack_id = p.id \
          ORDER BY p.next_sweep_at, p.id, i.position"
     );
     let mut claimed: Vec<(packs::Model, Vec<pack_items::Model>)> = Vec::new();
+    let mut last = None;
     for row in conn.query_all(Statement::from_sql_and_values(backend, sql, values)).await? {
         let pack = pack_row(&row)?;
+        if keyed {
+            let key = SweepKey {
+                next_sweep_at: pack.next_sweep_at.unwrap_or_default(),
+                rowid: row.try_get_by_index(PACK_ITEM_COLUMN_COUNT)?,
+            };
+            last = last.max(Some(key));
+        }
         let item = match row.try_get_by_index::<Option<i64>>(25)? {
             Some(_) => Some(item_row(&row)?),
             None => None,
@@ -181,13 +205,14 @@ pub(crate) async fn claim_due(
     }
     let ids: Vec<String> = claimed.iter().map(|(pack, _)| pack.id.clone()).collect();
     let mut tags = tags_of(conn, &ids).await?;
-    claimed
+    let packs = claimed
         .into_iter()
         .map(|(pack, items)| {
             let tags = tags.remove(&pack.id).unwrap_or_default();
             to_pack(pack, &items, &tags)
         })
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((packs, last))
 }
 
 /// One capacity item moved to a later cycle.

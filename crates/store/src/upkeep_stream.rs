@@ -9,19 +9,19 @@
 //! order of their index, so a page is written once, and several batches to a transaction
 //! write the index pages they share and sync the WAL once.
 //!
-//! The planner claims past the packs of the batches it handed over and has not yet seen
-//! committed (`Scope::Except`), and decides each batch against the balances the earlier ones
-//! leave ([`PendingBalances`]). Every write stays guarded on what was read: when anything moved
-//! meanwhile (usage, a top-up, another process), the transaction fails, nothing of it stays,
-//! the stream stops, and the lanes sweep what is left as they would without it.
-
-use std::collections::VecDeque;
+//! The planner claims past the last pack it claimed, in the order of the due index, and
+//! decides each batch against the balances the earlier ones leave ([`PendingBalances`]).
+//! Every write stays guarded on what was read: when anything moved meanwhile (usage, a top-up,
+//! another process), the transaction fails, nothing of it stays, the stream stops, and the
+//! lanes sweep what is left as they would without it.
 
 use chrono::{DateTime, Utc};
+use respack_domain::Pack;
 use tokio::sync::{mpsc, watch};
 
+use crate::convert::millis;
 use crate::error::{StoreError, StoreResult};
-use crate::upkeep::{claim_due, plan_batch, write_batch, PendingBalances, PlannedBatch, Scope, SweepReport};
+use crate::upkeep::{plan_batch, read_claimed, write_batch, PendingBalances, PlannedBatch, SweepKey, SweepReport};
 use crate::Store;
 
 /// Packs written per transaction of the stream (whole batches: a transaction is committed once
@@ -126,9 +126,15 @@ impl Store {
     }
 }
 
-/// The stream's planner: claims the due packs past those of batches not yet committed, decides
-/// each batch against the balances the earlier ones leave, and hands it to the writer, until a
-/// claim comes back short or the writer stops taking batches.
+/// The stream's planner: claims the due packs past those it claimed before, decides each batch
+/// against the balances the earlier ones leave, and hands it to the writer, until a claim
+/// comes back short or the writer stops taking batches.
+///
+/// It claims in the order of `ix_packs_next_sweep` — whose entries are (next sweep instant,
+/// rowid) — past the last pack claimed, so the packs of batches handed over and not yet
+/// committed, which a reading connection still sees due, are never claimed twice, and a claim
+/// is one index seek however many are in flight. A pack that falls due again behind that point
+/// while the stream runs (another writer moved it) is left to the lanes that sweep after it.
 async fn plan_stream(
     store: Store,
     now: DateTime<Utc>,
@@ -137,26 +143,136 @@ async fn plan_stream(
     committed: watch::Receiver<u64>,
 ) -> StoreResult<()> {
     let mut pending = PendingBalances::default();
-    let mut in_flight: VecDeque<(u64, Vec<String>)> = VecDeque::new();
+    let mut past = None;
     for seq in 1.. {
-        let done = *committed.borrow();
-        pending.committed(done);
-        while in_flight.front().is_some_and(|(batch, _)| *batch <= done) {
-            in_flight.pop_front();
-        }
-        let except: Vec<String> = in_flight.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
-        let packs = claim_due(store.read(), now, batch_size, Scope::Except(&except)).await?;
+        pending.committed(*committed.borrow());
+        let (packs, last) = claim_past(store.read(), now, batch_size, past).await?;
         if packs.is_empty() {
             break;
         }
+        past = last;
         let short = (packs.len() as u64) < batch_size;
-        let ids = packs.iter().map(|pack| pack.id.to_string()).collect();
         let batch = plan_batch(store.read(), packs, now, &pending).await?;
         pending.add(seq, &batch);
-        in_flight.push_back((seq, ids));
         if plans.send((seq, batch)).await.is_err() || short {
             break;
         }
     }
     Ok(())
+}
+
+/// Up to `limit` packs due at `now` past `past` in the order of `ix_packs_next_sweep`, and the
+/// key of the last of them. Two index seeks — the packs due at `past`'s instant after its
+/// rowid, then those due later — since SQLite does not seek an index on a row value that
+/// ends with the rowid (it scans every entry of the instant).
+async fn claim_past(
+    conn: &impl sea_orm::ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+    past: Option<SweepKey>,
+) -> StoreResult<(Vec<Pack>, Option<SweepKey>)> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (claimed, values): (&str, Vec<sea_orm::Value>) = match past {
+        None => (
+            "SELECT *, rowid AS sweep_rowid FROM packs WHERE next_sweep_at <= ?1 \
+             ORDER BY next_sweep_at, rowid LIMIT ?2",
+            vec![millis(now).into(), limit.into()],
+        ),
+        Some(past) => (
+            "SELECT * FROM (SELECT *, rowid AS sweep_rowid FROM packs WHERE next_sweep_at = ?2 AND rowid > ?3 \
+             ORDER BY rowid LIMIT ?4) \
+             UNION ALL SELECT * FROM (SELECT *, rowid AS sweep_rowid FROM packs \
+             WHERE next_sweep_at > ?2 AND next_sweep_at <= ?1 ORDER BY next_sweep_at, rowid LIMIT ?4) LIMIT ?4",
+            vec![millis(now).into(), past.next_sweep_at.into(), past.rowid.into(), limit.into()],
+        ),
+    };
+    read_claimed(conn, claimed, values, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono::Duration;
+    use chrono_tz::Tz;
+    use respack_domain::{CapacityItem, DeductionScope, Money, PackSpec, PaymentMode, RenewalMethod, Term, TimeUnit};
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+
+    use super::*;
+    use crate::{Actor, Charge, NewAccount, SealingKey};
+
+    fn instant(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)).unwrap()
+    }
+
+    fn spec(effective_at: DateTime<Utc>) -> PackSpec {
+        PackSpec {
+            name: "Transcoding pack".into(),
+            product: "p_mps".into(),
+            subproduct: "sp_mps_general_transcoding".into(),
+            region: "ap-guangzhou".into(),
+            zone: "ap-guangzhou-3".into(),
+            mode: PaymentMode::PeriodDecrement(TimeUnit::Month),
+            term: Term { unit: TimeUnit::Month, count: 12 },
+            time_zone: Tz::UTC,
+            effective_at,
+            renewal: RenewalMethod::Manual,
+            auto_renew_period: None,
+            unit_price: Money::parse("10").unwrap(),
+            scope: DeductionScope::default(),
+            items: vec![CapacityItem::new("General transcoding", "minutes", Some(100.into()))],
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Seven packs due at one instant, two at a later one, one not due: claims of three, each
+    /// past the last, take the packs in index order (instant, then rowid — the order they were
+    /// issued in), each once, and the last claim comes back short.
+    #[tokio::test]
+    async fn claims_past_the_last_pack_take_each_due_pack_once_in_index_order() {
+        let dir = std::env::temp_dir().join(format!("respack-claim-past-{}", std::process::id()));
+        let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
+        let store = Store::connect(&url, SealingKey::from_bytes([1; 32])).await.unwrap();
+        let issued_at = instant("2026-02-10T08:00:00Z");
+        let actor = Actor::system("test");
+        let account = store.create_account(NewAccount::customer("Acme", Tz::UTC), &actor, issued_at).await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            let issued = store.issue_pack(account.id, spec(issued_at), Charge::Settled, None, &actor, issued_at).await;
+            ids.push(issued.unwrap().pack_id);
+        }
+        let now = instant("2026-03-10T08:00:00Z");
+        let due_at = |n: usize| match n {
+            0..7 => now - Duration::hours(2),
+            7 | 8 => now - Duration::hours(1),
+            _ => now + Duration::hours(1),
+        };
+        let tx = store.write().await.unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let moved = Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "UPDATE packs SET next_sweep_at = ? WHERE id = ?",
+                [millis(due_at(n)).into(), id.as_str().into()],
+            );
+            tx.execute(moved).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let mut claims: Vec<BTreeSet<String>> = Vec::new();
+        let mut past = None;
+        loop {
+            let (packs, last) = claim_past(store.read(), now, 3, past).await.unwrap();
+            claims.push(packs.iter().map(|pack| pack.id.to_string()).collect());
+            if packs.len() < 3 {
+                break;
+            }
+            assert!(last > past, "the key moves forward: {last:?} after {past:?}");
+            past = last;
+        }
+        let expected: Vec<BTreeSet<String>> =
+            [&ids[0..3], &ids[3..6], &ids[6..9], &[]].iter().map(|chunk| chunk.iter().cloned().collect()).collect();
+        assert_eq!(claims, expected);
+        store.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
