@@ -68,6 +68,8 @@ pub struct Store {
     db: DatabaseConnection,
     /// Present on SQLite: this process's writer connection (one writer at a time).
     sqlite_writer: Option<Arc<db::SqliteWriter>>,
+    /// Present on SQLite: the sweep stream's reading connection (see `db::Connections`).
+    sqlite_sweep_reader: Option<DatabaseConnection>,
     /// Present on SQLite: the packs the last usage batch left, for the next one.
     candidate_cache: Option<Arc<candidate_cache::CandidateCache>>,
     /// Usage batches waiting for the group writer (see `usage_queue`).
@@ -87,13 +89,21 @@ impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies every
     /// pending migration. `sealing` protects API secret keys at rest.
     pub async fn connect(url: &str, sealing: SealingKey) -> StoreResult<Store> {
-        let db::Connections { pool: db, sqlite_writer } = db::connect(url).await?;
+        let db::Connections { pool: db, sqlite_writer, sqlite_sweep_reader } = db::connect(url).await?;
         let candidate_cache = sqlite_writer.is_some().then(Arc::default);
         // SQLite writes one transaction at a time anyway; on PostgreSQL other groups plan and
         // write while one waits for its commit.
         let writers = if sqlite_writer.is_some() { 1 } else { USAGE_WRITERS_POSTGRES };
         let usage_queue = Arc::new(usage_queue::GroupQueue::new(writers));
-        Ok(Store { db, sqlite_writer, candidate_cache, usage_queue, catalog: Arc::default(), sealing })
+        Ok(Store {
+            db,
+            sqlite_writer,
+            sqlite_sweep_reader,
+            candidate_cache,
+            usage_queue,
+            catalog: Arc::default(),
+            sealing,
+        })
     }
 
     /// Connects as the settings say, creating the data directory and, when no secret key is
@@ -118,6 +128,11 @@ impl Store {
         &self.db
     }
 
+    /// The connection SQLite's sweep stream reads through (the pool elsewhere).
+    pub(crate) fn sweep_read(&self) -> &DatabaseConnection {
+        self.sqlite_sweep_reader.as_ref().unwrap_or(&self.db)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
         self.db.ping().await?;
@@ -128,6 +143,9 @@ impl Store {
     pub async fn close(self) -> StoreResult<()> {
         if let Some(writer) = &self.sqlite_writer {
             writer.close().await?;
+        }
+        if let Some(reader) = &self.sqlite_sweep_reader {
+            reader.clone().close().await?;
         }
         self.db.close().await?;
         Ok(())
