@@ -28,6 +28,8 @@ mod packs;
 mod sealing;
 mod sessions;
 mod settlement;
+#[cfg(test)]
+mod test_support;
 mod upkeep;
 mod upkeep_stream;
 mod usage;

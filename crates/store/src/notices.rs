@@ -266,27 +266,12 @@ pub(crate) fn render(notice: &Notice, pack: &Pack, language: &str, zone: Tz) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use respack_domain::{CapacityItem, DeductionScope, PackId, PackSpec, PaymentMode, RenewalMethod, Term};
+    use respack_domain::PackId;
 
     fn pack() -> Pack {
-        let spec = PackSpec {
-            name: "Video <HD> & more".into(),
-            product: "p_mps".into(),
-            subproduct: "sp_mps_general_transcoding".into(),
-            region: "ap-guangzhou".into(),
-            zone: "".into(),
-            mode: PaymentMode::PeriodDecrement(TimeUnit::Month),
-            term: Term { unit: TimeUnit::Month, count: 1 },
-            time_zone: Tz::UTC,
-            effective_at: "2026-05-01T00:00:00Z".parse().unwrap(),
-            renewal: RenewalMethod::Manual,
-            auto_renew_period: None,
-            unit_price: Money::parse("10").unwrap(),
-            scope: DeductionScope::default(),
-            items: vec![CapacityItem::new("General", "minutes", Some(100.into()))],
-            tags: Default::default(),
-        };
-        Pack::issue(PackId::from_random(7), 1, spec, "2026-05-01T00:00:00Z".parse().unwrap()).unwrap()
+        let effective = "2026-05-01T00:00:00Z".parse().unwrap();
+        let spec = crate::test_support::monthly_mps_spec("Video <HD> & more", 1, "10", effective);
+        Pack::issue(PackId::from_random(7), 1, spec, effective).unwrap()
     }
 
     #[test]

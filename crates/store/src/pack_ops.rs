@@ -534,27 +534,10 @@ impl From<TransitionError> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use respack_domain::{CapacityItem, DeductionScope, Term, TimeUnit};
 
     #[test]
     fn config_desc_reads_like_a_bill() {
-        let spec = PackSpec {
-            name: "n".into(),
-            product: "p_mps".into(),
-            subproduct: "sp_mps_general_transcoding".into(),
-            region: "ap-guangzhou".into(),
-            zone: "".into(),
-            mode: PaymentMode::PeriodDecrement(TimeUnit::Month),
-            term: Term { unit: TimeUnit::Month, count: 12 },
-            time_zone: chrono_tz::Tz::UTC,
-            effective_at: Utc::now(),
-            renewal: RenewalMethod::Manual,
-            auto_renew_period: None,
-            unit_price: Money::parse("1").unwrap(),
-            scope: DeductionScope::default(),
-            items: vec![CapacityItem::new("General", "minutes", Some(100.into()))],
-            tags: Default::default(),
-        };
+        let spec = crate::test_support::monthly_mps_spec("n", 12, "1", Utc::now());
         let pack = Pack::issue(respack_domain::PackId::from_random(1), 1, spec, Utc::now()).unwrap();
         assert_eq!(describe(&pack), "Period decrement: 100 minutes per month × 12 month");
     }

@@ -193,38 +193,18 @@ async fn claim_past(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
 
     use chrono::Duration;
     use chrono_tz::Tz;
-    use respack_domain::{CapacityItem, DeductionScope, Money, PackSpec, PaymentMode, RenewalMethod, Term, TimeUnit};
     use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
     use super::*;
+    use crate::test_support::monthly_mps_spec;
     use crate::{Actor, Charge, NewAccount, SealingKey};
 
     fn instant(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)).unwrap()
-    }
-
-    fn spec(effective_at: DateTime<Utc>) -> PackSpec {
-        PackSpec {
-            name: "Transcoding pack".into(),
-            product: "p_mps".into(),
-            subproduct: "sp_mps_general_transcoding".into(),
-            region: "ap-guangzhou".into(),
-            zone: "ap-guangzhou-3".into(),
-            mode: PaymentMode::PeriodDecrement(TimeUnit::Month),
-            term: Term { unit: TimeUnit::Month, count: 12 },
-            time_zone: Tz::UTC,
-            effective_at,
-            renewal: RenewalMethod::Manual,
-            auto_renew_period: None,
-            unit_price: Money::parse("10").unwrap(),
-            scope: DeductionScope::default(),
-            items: vec![CapacityItem::new("General transcoding", "minutes", Some(100.into()))],
-            tags: BTreeMap::new(),
-        }
     }
 
     /// Seven packs due at one instant, two at a later one, one not due: claims of three, each
@@ -240,7 +220,8 @@ mod tests {
         let account = store.create_account(NewAccount::customer("Acme", Tz::UTC), &actor, issued_at).await.unwrap();
         let mut ids = Vec::new();
         for _ in 0..10 {
-            let issued = store.issue_pack(account.id, spec(issued_at), Charge::Settled, None, &actor, issued_at).await;
+            let spec = monthly_mps_spec("Transcoding pack", 12, "10", issued_at);
+            let issued = store.issue_pack(account.id, spec, Charge::Settled, None, &actor, issued_at).await;
             ids.push(issued.unwrap().pack_id);
         }
         let now = instant("2026-03-10T08:00:00Z");
