@@ -135,7 +135,7 @@ impl Store {
 /// It claims in the order of `ix_packs_next_sweep` — whose entries are (next sweep instant,
 /// rowid) — past the last pack claimed, so the packs of batches handed over and not yet
 /// committed, which a reading connection still sees due, are never claimed twice, and a claim
-/// is one index seek however many are in flight. A pack that falls due again behind that point
+/// costs the same however many are in flight ([`claim_past`]: two index seeks). A pack that falls due again behind that point
 /// while the stream runs (another writer moved it) is left to the lanes that sweep after it.
 async fn plan_stream(
     store: Store,
