@@ -13,6 +13,7 @@ mod m20261124_000002_bill_summary_by_used_time;
 mod m20261201_000001_overage_settlement;
 mod m20261201_000002_drop_deduction_pack_index;
 mod m20261202_000001_cluster_usage_daily;
+mod m20261202_000002_drop_unused_pack_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_overage_settlement::Migration),
             Box::new(m20261201_000002_drop_deduction_pack_index::Migration),
             Box::new(m20261202_000001_cluster_usage_daily::Migration),
+            Box::new(m20261202_000002_drop_unused_pack_indexes::Migration),
         ]
     }
 }

@@ -28,6 +28,7 @@ mod packs;
 mod sealing;
 mod sessions;
 mod settlement;
+mod sqlite_tx;
 #[cfg(test)]
 mod test_support;
 mod upkeep;

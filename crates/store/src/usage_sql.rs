@@ -30,8 +30,8 @@ use crate::usage::{CheckedRecord, UsageOutcome};
 /// hashed all 100,000 packs for a group of 1,500 pairs: 195 ms against 71 ms). SQLite gets a
 /// VALUES list, in chunks below its parameter limit; there `CROSS JOIN` keeps that list the
 /// outer loop and `INDEXED BY` pins the pack index: without statistics its planner otherwise
-/// scans every live pack through `ix_packs_activation`, or builds an automatic index on the
-/// list for each batch.
+/// scanned every live pack through a status index (since dropped) or built an automatic index
+/// on the list for each batch.
 async fn candidates(conn: &impl ConnectionTrait, pairs: &BTreeSet<(i64, &str)>) -> StoreResult<Vec<Pack>> {
     let pairs: Vec<(i64, &str)> = pairs.iter().copied().collect();
     let mut packs: Vec<Pack> = Vec::new();
