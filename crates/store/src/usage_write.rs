@@ -53,9 +53,9 @@ struct GroupPlan {
     /// Positions in the group of the records written: not stored before, and the first of
     /// their key in the group (a later one is answered as a replay of it).
     fresh: Vec<usize>,
-    /// The outcome of each written record, by (account, key); record IDs are filled in as the
+    /// The outcome of each written record, in `fresh` order; record IDs are filled in as the
     /// rows are inserted.
-    outcomes: HashMap<(i64, String), UsageOutcome>,
+    outcomes: Vec<UsageOutcome>,
     record_inserts: Vec<(Statement, usize)>,
     deduction_inserts: Vec<(Statement, Vec<usize>)>,
     item_updates: Vec<(Statement, u64)>,
@@ -127,7 +127,8 @@ struct Planner {
     deductions: Vec<NewDeduction>,
     daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
     settlements: BTreeMap<String, Settlement>,
-    outcomes: HashMap<(i64, String), UsageOutcome>,
+    /// In `fresh` order.
+    outcomes: Vec<UsageOutcome>,
     /// The latest receipt time of the records planned.
     now: DateTime<Utc>,
 }
@@ -210,17 +211,14 @@ impl Planner {
                 });
                 settlement.cost = settlement.cost + overage_cost;
             }
-            self.outcomes.insert(
-                (record.account_id, key.clone()),
-                UsageOutcome {
-                    idempotency_key: key.clone(),
-                    usage_record_id: 0,
-                    deducted: plan.deducted(),
-                    overage: plan.overage,
-                    overage_cost,
-                    replayed: false,
-                },
-            );
+            self.outcomes.push(UsageOutcome {
+                idempotency_key: key.clone(),
+                usage_record_id: 0,
+                deducted: plan.deducted(),
+                overage: plan.overage,
+                overage_cost,
+                replayed: false,
+            });
         }
         Ok(())
     }
@@ -557,10 +555,8 @@ async fn write_plan(
         now,
     } = plan;
     let record_ids = insert_records(tx, records, &fresh, record_inserts).await?;
-    for (&i, &id) in fresh.iter().zip(&record_ids) {
-        if let Some(outcome) = outcomes.get_mut(&(records[i].record.account_id, records[i].key.clone())) {
-            outcome.usage_record_id = id;
-        }
+    for (outcome, &id) in outcomes.iter_mut().zip(&record_ids) {
+        outcome.usage_record_id = id;
     }
     for (mut statement, rows) in deduction_inserts {
         fill_ids(&mut statement, DEDUCTION_VALUES, DEDUCTION_RECORD_ID, rows.iter().map(|&record| record_ids[record]));
@@ -585,16 +581,31 @@ async fn write_plan(
     }
     add_settlements(&**tx, settlements, now).await?;
 
+    // Each record is answered with its own outcome if it was written; else it is a replay,
+    // of a stored record or of the group's first record with its key.
+    let mut written: Vec<Option<usize>> = vec![None; records.len()];
+    for (n, &i) in fresh.iter().enumerate() {
+        written[i] = Some(n);
+    }
+    let mut first_of_key: Option<HashMap<(i64, &str), usize>> = None;
     let mut answers = Vec::with_capacity(records.len());
-    let mut answered: HashSet<(i64, &str)> = HashSet::new();
-    for c in records {
-        let first = answered.insert((c.record.account_id, c.key.as_str()));
-        match stored.get(&(c.record.account_id, c.key.clone())) {
-            Some(row) => answers.push(replayed(&**tx, row).await?),
-            None => {
-                let outcome = &outcomes[&(c.record.account_id, c.key.clone())];
-                answers.push(UsageOutcome { replayed: !first, ..outcome.clone() });
-            }
+    for (i, c) in records.iter().enumerate() {
+        if let Some(n) = written[i] {
+            answers.push(outcomes[n].clone());
+        } else if let Some(row) = stored.get(&(c.record.account_id, c.key.clone())) {
+            answers.push(replayed(&**tx, row).await?);
+        } else {
+            let first = first_of_key.get_or_insert_with(|| {
+                fresh
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &i)| ((records[i].record.account_id, records[i].key.as_str()), n))
+                    .collect()
+            });
+            let n = *first.get(&(c.record.account_id, c.key.as_str())).ok_or_else(|| {
+                StoreError::Corrupt(format!("usage record {:?} was neither written nor stored", c.key))
+            })?;
+            answers.push(UsageOutcome { replayed: true, ..outcomes[n].clone() });
         }
     }
     Ok(answers)
