@@ -8,19 +8,18 @@ use respack_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityName, EntityTrait, ExecResult, IdenStatic, Iterable, QueryResult, Statement,
-    TransactionTrait,
+    DbErr, EntityName, EntityTrait, IdenStatic, Iterable, Statement,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{StoreError, StoreResult};
-use crate::sqlite_tx::SqliteTx;
+use crate::sqlx_tx::SqlxTx;
 
 /// An open write transaction. On SQLite it also holds the process's writer lock and has
 /// already taken the database write lock, so the transaction never fails half-way with
 /// "database is locked" when another writer commits first.
 pub(crate) struct WriteTx<'a> {
-    pub(crate) txn: Txn,
+    pub(crate) txn: SqlxTx,
     _writer: Option<MutexGuard<'a, ()>>,
     /// SQLite: the database's write counter as this transaction set it. Every write
     /// transaction of every process adds one, so a counter one past the last one this process
@@ -29,64 +28,9 @@ pub(crate) struct WriteTx<'a> {
 }
 
 impl std::ops::Deref for WriteTx<'_> {
-    type Target = Txn;
-    fn deref(&self) -> &Txn {
+    type Target = SqlxTx;
+    fn deref(&self) -> &SqlxTx {
         &self.txn
-    }
-}
-
-/// The transaction under a [`WriteTx`]: sea-orm's on PostgreSQL, on SQLite one run on sqlx
-/// directly (see `sqlite_tx`: sea-orm's copies every bound value once more).
-#[derive(Debug)]
-pub(crate) enum Txn {
-    SeaOrm(DatabaseTransaction),
-    Sqlite(SqliteTx),
-}
-
-impl Txn {
-    async fn commit(self) -> Result<(), DbErr> {
-        match self {
-            Txn::SeaOrm(txn) => txn.commit().await,
-            Txn::Sqlite(txn) => txn.commit().await,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for Txn {
-    fn get_database_backend(&self) -> DatabaseBackend {
-        match self {
-            Txn::SeaOrm(txn) => txn.get_database_backend(),
-            Txn::Sqlite(txn) => txn.get_database_backend(),
-        }
-    }
-
-    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        match self {
-            Txn::SeaOrm(txn) => txn.execute(stmt).await,
-            Txn::Sqlite(txn) => txn.execute(stmt).await,
-        }
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match self {
-            Txn::SeaOrm(txn) => txn.execute_unprepared(sql).await,
-            Txn::Sqlite(txn) => txn.execute_unprepared(sql).await,
-        }
-    }
-
-    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match self {
-            Txn::SeaOrm(txn) => txn.query_one(stmt).await,
-            Txn::Sqlite(txn) => txn.query_one(stmt).await,
-        }
-    }
-
-    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match self {
-            Txn::SeaOrm(txn) => txn.query_all(stmt).await,
-            Txn::Sqlite(txn) => txn.query_all(stmt).await,
-        }
     }
 }
 
@@ -219,9 +163,9 @@ pub(crate) async fn begin_write<'a>(
     let (guard, txn) = match writer {
         Some(writer) => {
             let guard = writer.lock.lock().await;
-            (Some(guard), Txn::Sqlite(SqliteTx::begin(writer.connection.get_sqlite_connection_pool()).await?))
+            (Some(guard), SqlxTx::begin(&writer.connection).await?)
         }
-        None => (None, Txn::SeaOrm(pool.begin().await?)),
+        None => (None, SqlxTx::begin(pool).await?),
     };
     let mut stamp = None;
     if guard.is_some() {

@@ -28,7 +28,7 @@ mod packs;
 mod sealing;
 mod sessions;
 mod settlement;
-mod sqlite_tx;
+mod sqlx_tx;
 #[cfg(test)]
 mod test_support;
 mod upkeep;
