@@ -299,9 +299,7 @@ impl Store {
                         following =
                             Some(tokio::spawn(async move { store.plan_ahead(&queue, written_signal, previous).await }));
                     }
-                    let committed = self.commit_usage(tx, &records, stored, plan).await;
-                    drop(written);
-                    committed
+                    self.commit_usage(tx, &records, stored, plan, Some(written)).await
                 }
                 Err(error) => Err(error),
             };
@@ -355,7 +353,7 @@ impl Store {
     /// Writes checked records in one transaction, planned inside it.
     async fn write_usage(&self, records: &[&CheckedRecord], now: DateTime<Utc>) -> StoreResult<Vec<UsageOutcome>> {
         let (tx, stored, plan) = self.plan_usage(records, now, None).await?;
-        self.commit_usage(tx, records, stored, plan).await
+        self.commit_usage(tx, records, stored, plan, None).await
     }
 
     /// Opens the group's transaction and plans it: with the plan made ahead if its stamp
@@ -395,7 +393,8 @@ impl Store {
     }
 
     /// Plans the batches queued behind the group being written, as they arrive, until that
-    /// group is written or a group's worth is taken, and gives them back with the plan — none
+    /// group's rows are written (its commit then syncs while this plan is finished) or a
+    /// group's worth is taken, and gives them back with the plan — none
     /// when it cannot be made safely (see [`Store::plan_more`]). `None` when nothing came.
     async fn plan_ahead(
         &self,
@@ -498,15 +497,18 @@ impl Store {
         Ok(true)
     }
 
-    /// Writes a planned group's rows and commits, answering each record in order. On any
-    /// failure the candidate cache (which already holds what this group would leave) is
-    /// emptied before the writer lock is let go.
+    /// Writes a planned group's rows and commits, answering each record in order. `written`
+    /// is dropped once the rows are written, before the commit: the group behind this one then
+    /// stops taking batches and finishes its plan while the commit syncs. On any failure the
+    /// candidate cache (which already holds what this group would leave) is emptied before the
+    /// writer lock is let go.
     async fn commit_usage(
         &self,
         tx: WriteTx<'_>,
         records: &[&CheckedRecord],
         stored: Stored,
         plan: GroupPlan,
+        written: Option<oneshot::Sender<()>>,
     ) -> StoreResult<Vec<UsageOutcome>> {
         let forget = || {
             if let Some(cache) = &self.candidate_cache {
@@ -520,6 +522,7 @@ impl Store {
                 return Err(error);
             }
         };
+        drop(written);
         let (committed, _writer) = tx.commit_keeping_writer().await;
         if let Err(error) = committed {
             // The commit may have happened all the same; nothing cached can be trusted.
