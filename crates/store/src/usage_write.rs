@@ -223,8 +223,11 @@ impl Planner {
         Ok(())
     }
 
-    /// The group's plan: its statements, built from what was planned.
-    fn finish(self, backend: DatabaseBackend, groups: &mut Groups) -> StoreResult<GroupPlan> {
+    /// The group's plan: its statements, built from what was planned. Rows go in the order of
+    /// the index they land in (deductions by account and time, items and packs by pack ID;
+    /// rollups and settlements come sorted by their keys), so that consecutive rows of a
+    /// statement find their B-tree pages where the row before left off.
+    fn finish(mut self, backend: DatabaseBackend, groups: &mut Groups) -> StoreResult<GroupPlan> {
         let mut item_changes = Vec::new();
         let mut ended = Vec::new();
         for pack in groups.values_mut().flatten() {
@@ -246,6 +249,10 @@ impl Planner {
                 ended.push((before.clone(), pack.clone()));
             }
         }
+        // Stable: a record's deductions keep their order (their IDs follow it).
+        self.deductions.sort_by_key(|row| (row.account_id, row.deducted_at));
+        item_changes.sort_unstable_by(|a, b| (&a.pack_id, a.position).cmp(&(&b.pack_id, b.position)));
+        ended.sort_unstable_by(|(a, _), (b, _)| a.id.cmp(&b.id));
         Ok(GroupPlan {
             fresh: self.fresh,
             outcomes: self.outcomes,
