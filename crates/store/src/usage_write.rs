@@ -400,9 +400,9 @@ impl Store {
     }
 
     /// Plans the batches queued behind the group being written, as they arrive, until that
-    /// group's rows are written (its commit then syncs while this plan is finished) or a
-    /// group's worth is taken, and gives them back with the plan — none
-    /// when it cannot be made safely (see [`Store::plan_more`]). `None` when nothing came.
+    /// group's rows are written (this plan is then finished while its commit runs) or a
+    /// group's worth is taken, and gives them back with the plan — none when it cannot be made
+    /// safely (see [`Store::plan_more`]). `None` when nothing came.
     async fn plan_ahead(
         &self,
         queue: &UsageQueue,
@@ -506,7 +506,7 @@ impl Store {
 
     /// Writes a planned group's rows and commits, answering each record in order. `written`
     /// is dropped once the rows are written, before the commit: the group behind this one then
-    /// stops taking batches and finishes its plan while the commit syncs. On any failure the
+    /// stops taking batches and finishes its plan while the commit runs. On any failure the
     /// candidate cache (which already holds what this group would leave) is emptied before the
     /// writer lock is let go.
     async fn commit_usage(
