@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
-use respack_domain::{apply_plan, plan_deduction, Money, Pack, PackId};
+use respack_domain::{apply_plan, plan_deduction, Lifecycle, Money, Pack, PackId};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use tokio::sync::oneshot;
 
@@ -115,6 +115,43 @@ fn pairs_of<'a>(records: &[&'a CheckedRecord], fresh: &[usize]) -> BTreeSet<(i64
     fresh.iter().map(|&i| (records[i].record.account_id, records[i].record.subproduct.as_str())).collect()
 }
 
+/// What planning may change in a pack (see `apply_plan`), as it was read: the guarded writes
+/// compare with it. Cheaper to keep than the whole pack, which is rebuilt from it only for the
+/// few packs whose lifecycle the group changes.
+struct PackBefore {
+    pair: Pair,
+    /// Each item's remaining, cycle and used.
+    counters: Vec<(Decimal, i64, Decimal)>,
+    lifecycle: Lifecycle,
+    package_expired_at: Option<DateTime<Utc>>,
+    version: i64,
+}
+
+impl PackBefore {
+    /// `pack`, a candidate of `pair`, as read.
+    fn of(pair: Pair, pack: &Pack) -> PackBefore {
+        PackBefore {
+            pair,
+            counters: pack.items.iter().map(|item| (item.remaining, item.cycle_index, item.used)).collect(),
+            lifecycle: pack.lifecycle,
+            package_expired_at: pack.package_expired_at,
+            version: pack.version,
+        }
+    }
+
+    /// `now` (the pack as planned) as it was read.
+    fn restore(&self, now: &Pack) -> Pack {
+        let mut pack = now.clone();
+        for (item, &(remaining, cycle_index, used)) in pack.items.iter_mut().zip(&self.counters) {
+            (item.remaining, item.cycle_index, item.used) = (remaining, cycle_index, used);
+        }
+        pack.lifecycle = self.lifecycle;
+        pack.package_expired_at = self.package_expired_at;
+        pack.version = self.version;
+        pack
+    }
+}
+
 /// Plans records, in order, into a group's rows against `groups` (the candidate packs of their
 /// pairs), which end up as the plan leaves them. A group may be planned in parts, as its
 /// batches arrive while the group before it is written.
@@ -122,7 +159,7 @@ fn pairs_of<'a>(records: &[&'a CheckedRecord], fresh: &[usize]) -> BTreeSet<(i64
 struct Planner {
     fresh: Vec<usize>,
     /// Each touched pack as it was read, for the guarded writes.
-    before_by_id: HashMap<PackId, Pack>,
+    before_by_id: HashMap<PackId, PackBefore>,
     record_rows: Vec<RecordValues>,
     deductions: Vec<NewDeduction>,
     daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
@@ -146,12 +183,13 @@ impl Planner {
         self.now = self.now.max(received);
         for &index in fresh {
             let CheckedRecord { key, record, subproduct, account } = records[index];
-            let group = groups.entry((record.account_id, record.subproduct.clone())).or_default();
+            let pair = (record.account_id, record.subproduct.clone());
+            let group = groups.entry(pair.clone()).or_default();
             let plan = plan_deduction(record, group);
             for line in &plan.deductions {
                 if !self.before_by_id.contains_key(&line.pack_id) {
                     if let Some(pack) = group.iter().find(|pack| pack.id == line.pack_id) {
-                        self.before_by_id.insert(pack.id.clone(), pack.clone());
+                        self.before_by_id.insert(pack.id.clone(), PackBefore::of(pair.clone(), pack));
                     }
                 }
             }
@@ -230,14 +268,20 @@ impl Planner {
     fn finish(mut self, backend: DatabaseBackend, groups: &mut Groups) -> StoreResult<GroupPlan> {
         let mut item_changes = Vec::new();
         let mut ended = Vec::new();
-        for pack in groups.values_mut().flatten() {
-            let Some(before) = self.before_by_id.get(&pack.id) else { continue };
-            for (position, (old, new)) in before.items.iter().zip(&pack.items).enumerate() {
-                if old != new {
+        for (id, before) in &self.before_by_id {
+            let Some(pack) =
+                groups.get_mut(&before.pair).and_then(|group| group.iter_mut().find(|pack| &pack.id == id))
+            else {
+                continue;
+            };
+            for (position, (&(remaining, cycle_index, used), new)) in
+                before.counters.iter().zip(&pack.items).enumerate()
+            {
+                if (remaining, cycle_index, used) != (new.remaining, new.cycle_index, new.used) {
                     item_changes.push(ItemChange {
                         pack_id: pack.id.clone(),
                         position: position as i64,
-                        seen: [quantity_units(old.remaining)?, old.cycle_index, quantity_units(old.used)?],
+                        seen: [quantity_units(remaining)?, cycle_index, quantity_units(used)?],
                         new: [quantity_units(new.remaining)?, new.cycle_index, quantity_units(new.used)?],
                     });
                 }
@@ -246,7 +290,7 @@ impl Planner {
             // (the "exhausted" email).
             if before.lifecycle != pack.lifecycle {
                 pack.version = before.version + 1;
-                ended.push((before.clone(), pack.clone()));
+                ended.push((before.restore(pack), pack.clone()));
             }
         }
         // Stable: a record's deductions keep their order (their IDs follow it).
