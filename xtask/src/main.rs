@@ -32,6 +32,7 @@ commands:
   seed                        migrate, then fill the database with demo data (once) and
                               print the demo logins, an API key and a summary
   bench deduct [--records N] [--accounts N] [--packs N] [--pg-clients N] [--sqlite-clients N]
+               [--backend sqlite|postgres|both]
                               usage records per second on SQLite and PostgreSQL against a
                               plain-SQL baseline (default: 10,000 accounts, 100,000 packs,
                               1,000,000 records, 16 PostgreSQL clients); last line is JSON

@@ -29,6 +29,8 @@ struct Options {
     shape: Shape,
     pg_clients: usize,
     sqlite_clients: usize,
+    sqlite: bool,
+    postgres: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -36,27 +38,34 @@ fn parse(args: &[String]) -> Result<Options> {
         shape: Shape { accounts: 10_000, packs: 100_000, records: 1_000_000 },
         pg_clients: 16,
         sqlite_clients: 16,
+        sqlite: true,
+        postgres: true,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
-        let value: usize = args
-            .next()
-            .with_context(|| format!("{flag} needs a number"))?
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{flag} needs a whole number"))?;
+        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        if flag == "--backend" {
+            (options.sqlite, options.postgres) = match value.as_str() {
+                "sqlite" => (true, false),
+                "postgres" => (false, true),
+                "both" => (true, true),
+                other => bail!("unknown backend {other:?}; use --backend sqlite, postgres or both"),
+            };
+            continue;
+        }
+        let value: usize =
+            value.replace('_', "").parse().with_context(|| format!("{flag} needs a whole number, not {value:?}"))?;
         match flag.as_str() {
             "--accounts" => options.shape.accounts = value,
             "--packs" => options.shape.packs = value,
             "--records" => options.shape.records = value,
             "--pg-clients" => options.pg_clients = value,
             "--sqlite-clients" => options.sqlite_clients = value,
-            other => {
-                bail!("unknown option {other}; use --accounts, --packs, --records, --pg-clients, --sqlite-clients")
-            }
+            other => bail!(
+                "unknown option {other}; use --accounts, --packs, --records, --pg-clients, --sqlite-clients, --backend"
+            ),
         }
     }
-    ensure!(options.shape.accounts > 0 && options.shape.packs >= options.shape.accounts, "need packs >= accounts > 0");
     ensure!(options.pg_clients > 0 && options.sqlite_clients > 0, "need at least one client");
     Ok(options)
 }
@@ -67,45 +76,58 @@ pub fn run(args: &[String]) -> Result<()> {
     runtime.block_on(async {
         let Shape { accounts, packs, records } = options.shape;
         println!("bench deduct: {accounts} accounts, {packs} packs (all payment modes), {records} usage records, batches of {BATCH}");
-        let dir = std::env::temp_dir().join(format!("respack-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let sqlite_url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display());
-
-        let sqlite = measure_pair("sqlite", &sqlite_url("respack"), &sqlite_url("raw"), &options, options.sqlite_clients).await;
-        let _ = std::fs::remove_dir_all(&dir);
-        let sqlite = sqlite?;
-
-        let install = PgInstall::find().context("PostgreSQL server binaries are needed (apt-get install postgresql)")?;
-        let cluster = PgCluster::start(&install, Durability::Durable)?;
-        let admin = Database::connect(cluster.url()).await?;
-        for name in ["bench_respack", "bench_raw"] {
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        }
-        let server = cluster.url().rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or_default();
-        let postgres = measure_pair(
-            "postgres",
-            &format!("{server}/bench_respack"),
-            &format!("{server}/bench_raw"),
-            &options,
-            options.pg_clients,
-        )
-        .await?;
-        admin.close().await?;
-        drop(cluster);
-
+        let sqlite = if options.sqlite { Some(measure_sqlite(&options).await?) } else { None };
+        let postgres = if options.postgres { Some(measure_postgres(&options).await?) } else { None };
         println!(
             "{}",
             serde_json::json!({
                 "bench": "deduct",
-                "sqlite_records_per_s": sqlite.0.round(),
-                "postgres_records_per_s": postgres.0.round(),
+                "sqlite_records_per_s": sqlite.map(|(respack, _)| respack.round()),
+                "postgres_records_per_s": postgres.map(|(respack, _)| respack.round()),
                 "postgres_clients": options.pg_clients,
-                "raw_sql_ratio_sqlite": (sqlite.0 / sqlite.1 * 100.0).round() / 100.0,
-                "raw_sql_ratio_postgres": (postgres.0 / postgres.1 * 100.0).round() / 100.0,
+                "raw_sql_ratio_sqlite": sqlite.map(ratio),
+                "raw_sql_ratio_postgres": postgres.map(ratio),
             })
         );
         Ok(())
     })
+}
+
+/// respack's records per second over the plain-SQL baseline's, to two decimals.
+fn ratio((respack, baseline): (f64, f64)) -> f64 {
+    (respack / baseline * 100.0).round() / 100.0
+}
+
+/// respack and the baseline on SQLite, each in a file of its own in a temporary dir.
+async fn measure_sqlite(options: &Options) -> Result<(f64, f64)> {
+    let dir = std::env::temp_dir().join(format!("respack-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display());
+    let measured = measure_pair("sqlite", &url("respack"), &url("raw"), options, options.sqlite_clients).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
+}
+
+/// respack and the baseline on a throwaway PostgreSQL cluster, each in a database of its own.
+async fn measure_postgres(options: &Options) -> Result<(f64, f64)> {
+    let install = PgInstall::find().context("PostgreSQL server binaries are needed (apt-get install postgresql)")?;
+    let cluster = PgCluster::start(&install, Durability::Durable)?;
+    let admin = Database::connect(cluster.url()).await?;
+    for name in ["bench_respack", "bench_raw"] {
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+    }
+    let server = cluster.url().rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or_default();
+    let measured = measure_pair(
+        "postgres",
+        &format!("{server}/bench_respack"),
+        &format!("{server}/bench_raw"),
+        options,
+        options.pg_clients,
+    )
+    .await?;
+    admin.close().await?;
+    drop(cluster);
+    Ok(measured)
 }
 
 /// respack's and the baseline's records per second on one backend.
