@@ -14,6 +14,7 @@ mod m20261201_000001_overage_settlement;
 mod m20261201_000002_drop_deduction_pack_index;
 mod m20261202_000001_cluster_usage_daily;
 mod m20261202_000002_drop_unused_pack_indexes;
+mod m20261203_000001_usage_fill_factor;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_drop_deduction_pack_index::Migration),
             Box::new(m20261202_000001_cluster_usage_daily::Migration),
             Box::new(m20261202_000002_drop_unused_pack_indexes::Migration),
+            Box::new(m20261203_000001_usage_fill_factor::Migration),
         ]
     }
 }

@@ -80,6 +80,11 @@ impl TestDb {
         connection.close().await.expect("close the test's connection");
     }
 
+    /// The database's URL, for a connection of the test's own.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.url.starts_with("sqlite:")
     }

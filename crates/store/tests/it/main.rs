@@ -1,4 +1,5 @@
-//! The store test suite: every test runs on SQLite and on PostgreSQL.
+//! The store test suite: every test runs on SQLite and on PostgreSQL (but for `schema`'s,
+//! which check what one backend alone has).
 
 mod harness;
 
@@ -11,6 +12,7 @@ mod catalog_and_settings;
 mod demo;
 mod pack_ops;
 mod packs;
+mod schema;
 mod sessions;
 mod settlement;
 mod upkeep;
