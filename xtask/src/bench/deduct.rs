@@ -66,6 +66,7 @@ fn parse(args: &[String]) -> Result<Options> {
             ),
         }
     }
+    ensure!(options.shape.accounts > 0 && options.shape.packs >= options.shape.accounts, "need packs >= accounts > 0");
     ensure!(options.pg_clients > 0 && options.sqlite_clients > 0, "need at least one client");
     Ok(options)
 }
