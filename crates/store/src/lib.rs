@@ -35,6 +35,7 @@ mod upkeep;
 mod upkeep_stream;
 mod usage;
 mod usage_queue;
+mod usage_rows;
 mod usage_sql;
 mod usage_write;
 mod users;

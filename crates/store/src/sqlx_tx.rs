@@ -47,6 +47,24 @@ impl SqlxTx {
         Ok(SqlxTx { backend, txn: Mutex::new(open) })
     }
 
+    /// Runs `write` on this SQLite transaction's connection, lent out by sqlx (see
+    /// `respack-sqlite-direct`), on this thread — which a multi-threaded runtime is told is
+    /// busy meanwhile, so its other tasks move to another thread.
+    pub(crate) async fn sqlite_direct<R>(
+        &self,
+        write: impl FnOnce(&respack_sqlite_direct::Connection<'_>) -> R,
+    ) -> Result<R, DbErr> {
+        let mut open = self.txn.lock().await;
+        let Open::Sqlite(txn) = &mut *open else {
+            return Err(DbErr::Custom("direct statements are for SQLite connections only".into()));
+        };
+        let mut handle = txn.lock_handle().await.map_err(exec_error)?;
+        let connection = respack_sqlite_direct::Connection::new(&mut handle);
+        let multi_threaded =
+            tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        Ok(if multi_threaded { tokio::task::block_in_place(|| write(&connection)) } else { write(&connection) })
+    }
+
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
         let committed = match self.txn.into_inner() {
             Open::Sqlite(txn) => txn.commit().await,

@@ -22,7 +22,7 @@ use respack_domain::{apply_plan, plan_deduction, Lifecycle, Money, Pack, PackId}
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use tokio::sync::oneshot;
 
-use crate::bills::{add_settlements, Settlement};
+use crate::bills::Settlement;
 use crate::candidate_cache::{Groups, Pair};
 use crate::convert::{millis, money_units, quantity_units};
 use crate::db::WriteTx;
@@ -30,10 +30,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::pack_rows::write_packs;
 use crate::usage::{CheckedRecord, UsageBatch, UsageOutcome, UsageQueue};
 use crate::usage_queue::{Job, WriterSlot, GROUP_RECORDS};
-use crate::usage_sql::{
-    daily_upserts, deduction_inserts, fill_ids, insert_records, item_updates, read_candidates, record_inserts,
-    replayed, stored_records, ItemChange, NewDeduction, RecordValues, Stored, DEDUCTION_RECORD_ID, DEDUCTION_VALUES,
-};
+use crate::usage_rows::{write_rows, DailyKey, GroupRows, ItemChange, NewDeduction, NewRecord};
+use crate::usage_sql::{read_candidates, replayed, stored_records, Stored};
 use crate::{retrying, Store};
 
 /// The local day containing `at`, with its start and end instants.
@@ -46,9 +44,8 @@ fn local_day(at: DateTime<Utc>, zone: Tz) -> (NaiveDate, DateTime<Utc>, DateTime
     (day, start_of(day), start_of(next))
 }
 
-/// A group's records planned against their packs: the statements its transaction runs, built
-/// while planning (on SQLite that is while the group before it is written), so that writing
-/// only runs them.
+/// A group's records planned against their packs: the rows its transaction writes, made while
+/// planning (on SQLite that is while the group before it is written).
 struct GroupPlan {
     /// Positions in the group of the records written: not stored before, and the first of
     /// their key in the group (a later one is answered as a replay of it).
@@ -56,13 +53,9 @@ struct GroupPlan {
     /// The outcome of each written record, in `fresh` order; record IDs are filled in as the
     /// rows are inserted.
     outcomes: Vec<UsageOutcome>,
-    record_inserts: Vec<(Statement, usize)>,
-    deduction_inserts: Vec<(Statement, Vec<usize>)>,
-    item_updates: Vec<(Statement, u64)>,
+    rows: GroupRows,
     /// Packs whose lifecycle the group changed (activated, exhausted): as read, and after.
     ended: Vec<(Pack, Pack)>,
-    daily_upserts: Vec<Statement>,
-    settlements: Vec<Settlement>,
     /// The time the rows are stamped with (the latest of the batches' receipt times).
     now: DateTime<Utc>,
 }
@@ -160,9 +153,9 @@ struct Planner {
     fresh: Vec<usize>,
     /// Each touched pack as it was read, for the guarded writes.
     before_by_id: HashMap<PackId, PackBefore>,
-    record_rows: Vec<RecordValues>,
+    records: Vec<NewRecord>,
     deductions: Vec<NewDeduction>,
-    daily: BTreeMap<(i64, String, String, NaiveDate), (i64, i64)>,
+    daily: BTreeMap<DailyKey, (i64, i64)>,
     settlements: BTreeMap<String, Settlement>,
     /// In `fresh` order.
     outcomes: Vec<UsageOutcome>,
@@ -196,22 +189,17 @@ impl Planner {
             apply_plan(&plan, group, record.occurred_at);
             let overage_cost = subproduct.list_price.times(plan.overage);
             let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
-            let position = self.record_rows.len();
+            let position = self.records.len();
             self.fresh.push(index);
-            self.record_rows.push([
-                record.account_id.into(),
-                key.as_str().into(),
-                record.product.as_str().into(),
-                record.subproduct.as_str().into(),
-                record.usage_type.clone().into(),
-                record.unit.as_str().into(),
-                serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()).into(),
-                quantity_units(record.quantity)?.into(),
-                quantity_units(plan.overage)?.into(),
-                money_units(overage_cost)?.into(),
-                millis(record.occurred_at).into(),
-                millis(received).into(),
-            ]);
+            self.records.push(NewRecord {
+                position: index,
+                attributes: serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()),
+                quantity: quantity_units(record.quantity)?,
+                overage: quantity_units(plan.overage)?,
+                overage_cost: money_units(overage_cost)?,
+                occurred_at: millis(record.occurred_at),
+                received_at: millis(received),
+            });
             for line in &plan.deductions {
                 let amount = quantity_units(line.amount)?;
                 self.deductions.push(NewDeduction {
@@ -261,11 +249,9 @@ impl Planner {
         Ok(())
     }
 
-    /// The group's plan: its statements, built from what was planned. Rows go in the order of
-    /// the index they land in (deductions by account and time, items and packs by pack ID;
-    /// rollups and settlements come sorted by their keys), so that consecutive rows of a
-    /// statement find their B-tree pages where the row before left off.
-    fn finish(mut self, backend: DatabaseBackend, groups: &mut Groups) -> StoreResult<GroupPlan> {
+    /// The group's plan: its rows, in the order of the index they land in (see [`GroupRows`];
+    /// packs by ID, settlements by key).
+    fn finish(mut self, groups: &mut Groups) -> StoreResult<GroupPlan> {
         let mut item_changes = Vec::new();
         let mut ended = Vec::new();
         for (id, before) in &self.before_by_id {
@@ -300,12 +286,14 @@ impl Planner {
         Ok(GroupPlan {
             fresh: self.fresh,
             outcomes: self.outcomes,
-            record_inserts: record_inserts(backend, self.record_rows),
-            deduction_inserts: deduction_inserts(backend, &self.deductions),
-            item_updates: item_updates(backend, &item_changes),
+            rows: GroupRows {
+                records: self.records,
+                deductions: self.deductions,
+                items: item_changes,
+                daily: self.daily,
+                settlements: self.settlements.into_values().collect(),
+            },
             ended,
-            daily_upserts: daily_upserts(backend, self.daily)?,
-            settlements: self.settlements.into_values().collect(),
             now: self.now,
         })
     }
@@ -313,7 +301,6 @@ impl Planner {
 
 /// Plans a whole group at once (see [`Planner`]).
 fn plan_group(
-    backend: DatabaseBackend,
     records: &[&CheckedRecord],
     fresh: &[usize],
     groups: &mut Groups,
@@ -321,7 +308,7 @@ fn plan_group(
 ) -> StoreResult<GroupPlan> {
     let mut planner = Planner::default();
     planner.add(records, fresh, groups, now)?;
-    planner.finish(backend, groups)
+    planner.finish(groups)
 }
 
 impl Store {
@@ -433,7 +420,7 @@ impl Store {
                     None => (HashMap::new(), pairs),
                 };
                 read_candidates(&*tx, &missing, &mut groups).await?;
-                let plan = plan_group(tx.get_database_backend(), records, &fresh, &mut groups, now)?;
+                let plan = plan_group(records, &fresh, &mut groups, now)?;
                 (stored, plan, groups)
             }
         };
@@ -490,9 +477,9 @@ impl Store {
             return None;
         }
         let plan = match planning {
-            Some((planner, mut groups, _)) => planner
-                .finish(self.read().get_database_backend(), &mut groups)
-                .map(|plan| Some(AheadPlan { stamp, plan, groups })),
+            Some((planner, mut groups, _)) => {
+                planner.finish(&mut groups).map(|plan| Some(AheadPlan { stamp, plan, groups }))
+            }
             None => Ok(None),
         };
         Some((jobs, plan))
@@ -597,43 +584,13 @@ async fn write_plan(
     stored: &Stored,
     plan: GroupPlan,
 ) -> StoreResult<Vec<UsageOutcome>> {
-    let GroupPlan {
-        fresh,
-        mut outcomes,
-        record_inserts,
-        deduction_inserts,
-        item_updates,
-        ended,
-        daily_upserts,
-        settlements,
-        now,
-    } = plan;
-    let record_ids = insert_records(tx, records, &fresh, record_inserts).await?;
+    let GroupPlan { fresh, mut outcomes, rows, ended, now } = plan;
+    let record_ids = write_rows(tx, records, rows, now).await?;
     for (outcome, &id) in outcomes.iter_mut().zip(&record_ids) {
         outcome.usage_record_id = id;
     }
-    for (mut statement, rows) in deduction_inserts {
-        fill_ids(&mut statement, DEDUCTION_VALUES, DEDUCTION_RECORD_ID, rows.iter().map(|&record| record_ids[record]));
-        tx.execute(statement).await?;
-    }
-    if tx.get_database_backend() == DatabaseBackend::Postgres && !item_updates.is_empty() {
-        // Each update joins its VALUES list to the items through their unique index. Without
-        // current statistics PostgreSQL priced that above scanning and hashing all items — a
-        // whole table per 400 rows (25–65 ms each at 100,000 packs against ~4 ms): joins in
-        // this transaction are nested loops over the index, as every statement here intends.
-        tx.execute_unprepared("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off").await?;
-    }
-    for (statement, rows) in item_updates {
-        if tx.execute(statement).await?.rows_affected() != rows {
-            return Err(StoreError::conflict("the capacity of a resource pack in this batch"));
-        }
-    }
     let ended: Vec<_> = ended.iter().map(|(before, after)| (before, after, Some(now))).collect();
     write_packs(&**tx, &ended, now).await?;
-    for statement in daily_upserts {
-        tx.execute(statement).await?;
-    }
-    add_settlements(&**tx, settlements, now).await?;
 
     // Each record is answered with its own outcome if it was written; else it is a replay,
     // of a stored record or of the group's first record with its key.

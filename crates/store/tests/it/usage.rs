@@ -431,6 +431,29 @@ async fn a_mixed_batch_deducts_each_account_and_settles_overage_per_day(store: &
     assert_eq!(more[0].overage_cost, money("0.0075"));
     let lines = store.bill_lines(globex.id, "2026-03").await.unwrap();
     assert_eq!((lines.len(), lines[0].total_cost), (1, money("0.045")));
+    // One group adding to lines that exist and starting new ones: Globex's day again, a new
+    // day for Acme, Acme's first day again.
+    let next_day = t0() + Duration::days(1);
+    let batch = [
+        (globex.id, usage("g-4", "2", t0() + Duration::hours(2))),
+        (acme.id, usage("a-3", "4", next_day)),
+        (acme.id, usage("a-4", "1", t0() + Duration::hours(3))),
+    ];
+    let records: Vec<(i64, &respack_store::UsageInput)> =
+        batch.iter().map(|(account, input)| (*account, input)).collect();
+    store.record_usage_of_accounts(&records, next_day).await.unwrap();
+    let lines = store.bill_lines(globex.id, "2026-03").await.unwrap();
+    assert_eq!((lines.len(), lines[0].total_cost), (1, money("0.06")));
+    let mut acme_lines: Vec<_> = store
+        .bill_lines(acme.id, "2026-03")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|line| line.action_type == BillActionType::DailySettlement)
+        .map(|line| (line.fee_begin_at, line.total_cost))
+        .collect();
+    acme_lines.sort();
+    assert_eq!(acme_lines.iter().map(|(_, cost)| *cost).collect::<Vec<_>>(), [money("0.0225"), money("0.03")]);
     let ids: std::collections::HashSet<i64> = outcomes.iter().map(|o| o.usage_record_id).collect();
     assert_eq!(ids.len(), 4, "every record got its own ID");
 }
