@@ -124,7 +124,7 @@ impl Store {
         self.sqlite_writer.is_some()
     }
 
-    pub(crate) async fn write(&self) -> StoreResult<db::WriteTx<'_>> {
+    pub(crate) async fn write(&self) -> StoreResult<db::WriteTx> {
         db::begin_write(&self.db, self.sqlite_writer.as_deref()).await
     }
 

@@ -105,7 +105,7 @@ fn capacity_moved() -> StoreError {
 /// Writes the rows (new settlement lines stamped `now`); returns the IDs of the inserted
 /// records, in order.
 pub(crate) async fn write_rows(
-    tx: &WriteTx<'_>,
+    tx: &WriteTx,
     records: &[&CheckedRecord],
     mut rows: GroupRows,
     now: DateTime<Utc>,
@@ -263,7 +263,7 @@ fn write_sqlite(
 }
 
 /// PostgreSQL: multi-row statements, the records' IDs returned by the sequence.
-async fn write_postgres(tx: &WriteTx<'_>, records: &[&CheckedRecord], rows: &GroupRows) -> StoreResult<Vec<i64>> {
+async fn write_postgres(tx: &WriteTx, records: &[&CheckedRecord], rows: &GroupRows) -> StoreResult<Vec<i64>> {
     let backend = DatabaseBackend::Postgres;
     let ids = insert_postgres_records(tx, records, &rows.records).await?;
     for statement in deduction_inserts(&rows.deductions, &ids) {
@@ -290,7 +290,7 @@ async fn write_postgres(tx: &WriteTx<'_>, records: &[&CheckedRecord], rows: &Gro
 /// Inserts the records, 500 a statement, and returns their IDs in order, as each statement
 /// returns `(account, idempotency key, id)` of its rows.
 async fn insert_postgres_records(
-    tx: &WriteTx<'_>,
+    tx: &WriteTx,
     records: &[&CheckedRecord],
     rows: &[NewRecord],
 ) -> StoreResult<Vec<i64>> {

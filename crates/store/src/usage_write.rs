@@ -406,7 +406,7 @@ impl Store {
         records: &[&CheckedRecord],
         now: DateTime<Utc>,
         ahead: Option<AheadPlan>,
-    ) -> StoreResult<(WriteTx<'_>, Stored, GroupPlan)> {
+    ) -> StoreResult<(WriteTx, Stored, GroupPlan)> {
         let tx = self.write().await?;
         let (stored, plan, groups) = match ahead.filter(|ahead| Some(ahead.stamp) == tx.stamp) {
             Some(AheadPlan { plan, groups, .. }) => (Stored::new(), plan, groups),
@@ -542,7 +542,7 @@ impl Store {
     /// writer lock is let go.
     async fn commit_usage(
         &self,
-        tx: WriteTx<'_>,
+        tx: WriteTx,
         records: &[&CheckedRecord],
         stored: Stored,
         plan: GroupPlan,
@@ -579,7 +579,7 @@ fn group_now(jobs: &[Job<UsageBatch, Vec<UsageOutcome>>]) -> DateTime<Utc> {
 /// Writes a plan's rows: records and their IDs, deductions, capacity, lifecycle, rollups,
 /// settlements; returns each record's outcome in order.
 async fn write_plan(
-    tx: &WriteTx<'_>,
+    tx: &WriteTx,
     records: &[&CheckedRecord],
     stored: &Stored,
     plan: GroupPlan,
