@@ -15,6 +15,7 @@ mod m20261201_000002_drop_deduction_pack_index;
 mod m20261202_000001_cluster_usage_daily;
 mod m20261202_000002_drop_unused_pack_indexes;
 mod m20261203_000001_usage_fill_factor;
+mod m20261203_000002_drop_deduction_record_index;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_cluster_usage_daily::Migration),
             Box::new(m20261202_000002_drop_unused_pack_indexes::Migration),
             Box::new(m20261203_000001_usage_fill_factor::Migration),
+            Box::new(m20261203_000002_drop_deduction_record_index::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryF
 
 use crate::candidate_cache::Groups;
 use crate::convert::{money, quantity};
-use crate::entity::{deductions, pack_items, packs, usage_records};
+use crate::entity::{pack_items, packs, usage_records};
 use crate::error::StoreResult;
 use crate::pack_rows::{item_row, pack_row, to_pack, PACK_ITEM_COLUMNS};
 use crate::usage::{CheckedRecord, UsageOutcome};
@@ -159,23 +159,17 @@ async fn sqlite_stored_records(conn: &impl ConnectionTrait, checked: &[&CheckedR
     Ok(found)
 }
 
-pub(crate) async fn replayed(conn: &impl ConnectionTrait, row: &usage_records::Model) -> StoreResult<UsageOutcome> {
-    let deducted: i64 = deductions::Entity::find()
-        .filter(deductions::Column::AccountId.eq(row.account_id))
-        .filter(deductions::Column::UsageRecordId.eq(row.id))
-        .all(conn)
-        .await?
-        .iter()
-        .map(|d| d.amount)
-        .sum();
-    Ok(UsageOutcome {
+/// The first outcome of a stored record, to answer its key again. What was deducted is what
+/// was not overage: every record's quantity is one or the other.
+pub(crate) fn replayed(row: &usage_records::Model) -> UsageOutcome {
+    UsageOutcome {
         idempotency_key: row.idempotency_key.clone(),
         usage_record_id: row.id,
-        deducted: quantity(deducted),
+        deducted: quantity(row.quantity - row.overage),
         overage: quantity(row.overage),
         overage_cost: money(row.overage_cost),
         replayed: true,
-    })
+    }
 }
 
 /// Reads the candidate packs of `pairs` into `groups` (every pair gets an entry, maybe empty).

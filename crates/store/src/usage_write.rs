@@ -604,7 +604,7 @@ async fn write_plan(
         if let Some(n) = written[i] {
             answers.push(outcomes[n].clone());
         } else if let Some(row) = stored.get(&(c.record.account_id, c.key.clone())) {
-            answers.push(replayed(&**tx, row).await?);
+            answers.push(replayed(row));
         } else {
             let first = first_of_key.get_or_insert_with(|| {
                 fresh

@@ -80,6 +80,11 @@ async fn a_repeated_idempotency_key_changes_nothing(store: &Store) {
     let mut linked: Vec<i64> = deductions.items.iter().map(|d| d.usage_record_id).collect();
     linked.sort_unstable();
     assert_eq!(linked, vec![first[0].usage_record_id, again[1].usage_record_id], "each deduction names its record");
+    // A record partly deducted, partly overage, answers again with both parts.
+    let over = store.record_usage(account.id, &[usage("over", "95", t0())], t0()).await.unwrap();
+    assert_eq!((over[0].deducted, over[0].overage), (dec("89"), dec("6")));
+    let over_again = store.record_usage(account.id, &[usage("over", "95", t0())], t0()).await.unwrap();
+    assert_eq!(over_again[0], respack_store::UsageOutcome { replayed: true, ..over[0].clone() });
 }
 
 /// Keys are the client's text: quotes, backslashes, commas, braces and spaces (the parts of a
