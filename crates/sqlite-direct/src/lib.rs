@@ -148,11 +148,11 @@ impl Statement<'_> {
     /// Binds `values` to the statement's parameters in order, runs it to its end (rows it
     /// returns are skipped) and returns how many rows it inserted, updated or deleted. The
     /// statement is reset and its parameters cleared, whatever happened, before this returns.
-    pub fn execute(&mut self, values: &[Value<'_>]) -> Result<u64, Error> {
+    pub fn execute<'v>(&mut self, values: impl IntoIterator<Item = Value<'v>>) -> Result<u64, Error> {
         let outcome = self.bind(values).and_then(|()| self.run());
         // SAFETY: the statement is live. Clearing the bindings before returning is what makes
-        // binding text without a copy (`SQLITE_STATIC`) sound: SQLite reads the borrowed
-        // `values` only while this call holds them.
+        // binding text without a copy (`SQLITE_STATIC`) sound: SQLite reads the text the values
+        // borrow (for `'v`, beyond this call) only while this call runs.
         #[allow(unsafe_code)]
         unsafe {
             ffi::sqlite3_reset(self.statement.as_ptr());
@@ -161,21 +161,24 @@ impl Statement<'_> {
         outcome
     }
 
-    fn bind(&mut self, values: &[Value<'_>]) -> Result<(), Error> {
+    fn bind<'v>(&mut self, values: impl IntoIterator<Item = Value<'v>>) -> Result<(), Error> {
         let statement = self.statement.as_ptr();
         // SAFETY: the statement is live.
         #[allow(unsafe_code)]
         let expected = unsafe { ffi::sqlite3_bind_parameter_count(statement) };
-        if usize::try_from(expected).ok() != Some(values.len()) {
-            return Err(Error::misuse(format!("the statement takes {expected} values, {} were given", values.len())));
-        }
-        for (index, value) in (1..).zip(values) {
-            // SAFETY: the statement is live and `index` is within its parameters. Text is
-            // bound in place (`SQLITE_STATIC`): `execute` clears the bindings before the
-            // borrowed strings can go away.
+        let mut given: c_int = 0;
+        for value in values {
+            given = given.saturating_add(1);
+            if given > expected {
+                continue;
+            }
+            let index = given;
+            // SAFETY: the statement is live and `index` is within its parameters (1 to
+            // `expected`). Text is bound in place (`SQLITE_STATIC`): `execute` clears the
+            // bindings before the borrowed strings can go away.
             #[allow(unsafe_code)]
             let code = unsafe {
-                match *value {
+                match value {
                     Value::Null => ffi::sqlite3_bind_null(statement, index),
                     Value::Integer(number) => ffi::sqlite3_bind_int64(statement, index, number),
                     Value::Text(text) => {
@@ -188,6 +191,9 @@ impl Statement<'_> {
             if code != ffi::SQLITE_OK {
                 return Err(self.connection.error(code));
             }
+        }
+        if given != expected {
+            return Err(Error::misuse(format!("the statement takes {expected} values, {given} were given")));
         }
         Ok(())
     }
@@ -241,12 +247,12 @@ mod tests {
             let mut insert = connection.prepare("INSERT INTO t (id, name, n) VALUES (?, ?, ?)").unwrap();
             for (id, name) in [(1_i64, "one".to_owned()), (2, "two".to_owned())] {
                 // Each row's text is borrowed only for its own run.
-                assert_eq!(insert.execute(&[id.into(), name.as_str().into(), Value::Null]).unwrap(), 1);
+                assert_eq!(insert.execute([id.into(), name.as_str().into(), Value::Null]).unwrap(), 1);
             }
-            assert_eq!(insert.execute(&[3_i64.into(), Value::Null, Some(7_i64).into()]).unwrap(), 1);
+            assert_eq!(insert.execute([3_i64.into(), Value::Null, Some(7_i64).into()]).unwrap(), 1);
             let mut update = connection.prepare("UPDATE t SET n = coalesce(n, 0) + ? WHERE id <= ?").unwrap();
-            assert_eq!(update.execute(&[5_i64.into(), 2_i64.into()]).unwrap(), 2);
-            assert_eq!(update.execute(&[5_i64.into(), 0_i64.into()]).unwrap(), 0);
+            assert_eq!(update.execute([5_i64.into(), 2_i64.into()]).unwrap(), 2);
+            assert_eq!(update.execute([5_i64.into(), 0_i64.into()]).unwrap(), 0);
         }
         // sqlx has the connection back and sees every row as bound.
         let rows = sqlx.fetch_all("SELECT id, name, n FROM t ORDER BY id").await.unwrap();
@@ -261,22 +267,24 @@ mod tests {
         let mut handle = sqlx.lock_handle().await.unwrap();
         let connection = Connection::new(&mut handle);
         let mut insert = connection.prepare("INSERT INTO t (id, name) VALUES (?, ?)").unwrap();
-        insert.execute(&[1_i64.into(), "taken".into()]).unwrap();
-        let taken = insert.execute(&[2_i64.into(), "taken".into()]).unwrap_err();
+        insert.execute([1_i64.into(), "taken".into()]).unwrap();
+        let taken = insert.execute([2_i64.into(), "taken".into()]).unwrap_err();
         assert!(taken.is_constraint() && taken.is_unique_violation() && !taken.is_busy(), "{taken:?}");
         assert!(taken.message.contains("UNIQUE constraint failed: t.name"), "{taken}");
-        assert_eq!(insert.execute(&[2_i64.into(), "free".into()]).unwrap(), 1);
+        assert_eq!(insert.execute([2_i64.into(), "free".into()]).unwrap(), 1);
         connection
             .prepare("CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.name = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END")
             .unwrap()
-            .execute(&[])
+            .execute([])
             .unwrap();
-        let refused = insert.execute(&[3_i64.into(), "bad".into()]).unwrap_err();
+        let refused = insert.execute([3_i64.into(), "bad".into()]).unwrap_err();
         assert!(refused.is_constraint() && !refused.is_unique_violation(), "{refused:?}");
         assert!(refused.message.contains("refused"), "{refused}");
 
-        let count = insert.execute(&[3_i64.into()]).unwrap_err();
+        let count = insert.execute([3_i64.into()]).unwrap_err();
         assert!(count.message.contains("takes 2 values, 1 were given"), "{count}");
+        let count = insert.execute([4_i64.into(), "four".into(), Value::Null]).unwrap_err();
+        assert!(count.message.contains("takes 2 values, 3 were given"), "{count}");
         let syntax = connection.prepare("INSERT INTO nowhere VALUES (?)").err().unwrap();
         assert!(syntax.message.contains("no such table: nowhere"), "{syntax}");
         let two = connection.prepare("DELETE FROM t; DELETE FROM t").err().unwrap();

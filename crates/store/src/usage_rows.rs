@@ -90,6 +90,80 @@ const DAILY_UPSERT: &str = "ON CONFLICT (account_id, pack_id, usage_type, day) D
                             amount = usage_daily.amount + excluded.amount, \
                             records = usage_daily.records + excluded.records";
 
+/// A column value as both writers bind it: SQLite's prepared statements (text borrowed) and
+/// PostgreSQL's multi-row ones (where a NULL carries its column's type).
+trait ColumnValue<'a> {
+    fn integer(value: i64) -> Self;
+    fn text(value: &'a str) -> Self;
+    fn optional_integer(value: Option<i64>) -> Self;
+    fn optional_text(value: Option<&'a str>) -> Self;
+}
+
+impl<'a> ColumnValue<'a> for respack_sqlite_direct::Value<'a> {
+    fn integer(value: i64) -> Self {
+        value.into()
+    }
+    fn text(value: &'a str) -> Self {
+        value.into()
+    }
+    fn optional_integer(value: Option<i64>) -> Self {
+        value.into()
+    }
+    fn optional_text(value: Option<&'a str>) -> Self {
+        value.into()
+    }
+}
+
+impl<'a> ColumnValue<'a> for sea_orm::Value {
+    fn integer(value: i64) -> Self {
+        value.into()
+    }
+    fn text(value: &'a str) -> Self {
+        value.into()
+    }
+    fn optional_integer(value: Option<i64>) -> Self {
+        value.into()
+    }
+    fn optional_text(value: Option<&'a str>) -> Self {
+        value.map(str::to_owned).into()
+    }
+}
+
+/// A usage record's values, in [`RECORD_COLUMNS`] order.
+fn record_values<'a, V: ColumnValue<'a>>(checked: &'a CheckedRecord, row: &'a NewRecord) -> [V; 12] {
+    let record = &checked.record;
+    [
+        V::integer(record.account_id),
+        V::text(&checked.key),
+        V::text(&record.product),
+        V::text(&record.subproduct),
+        V::optional_text(record.usage_type.as_deref()),
+        V::text(&record.unit),
+        V::text(&row.attributes),
+        V::integer(row.quantity),
+        V::integer(row.overage),
+        V::integer(row.overage_cost),
+        V::integer(row.occurred_at),
+        V::integer(row.received_at),
+    ]
+}
+
+/// A deduction's values, in [`DEDUCTION_COLUMNS`] order, with its record's ID.
+fn deduction_values<'a, V: ColumnValue<'a>>(row: &'a NewDeduction, record_id: i64) -> [V; 10] {
+    [
+        V::integer(row.account_id),
+        V::integer(record_id),
+        V::text(&row.pack_id),
+        V::integer(row.item_position.into()),
+        V::optional_text(row.usage_type.as_deref()),
+        V::integer(row.cycle_index),
+        V::integer(row.amount),
+        V::optional_integer(row.before),
+        V::optional_integer(row.after),
+        V::integer(row.deducted_at),
+    ]
+}
+
 /// Another transaction wrote one of these keys after this one looked (two batches with a key
 /// in common, written side by side on PostgreSQL, or by another process): the group retries and
 /// finds it stored.
@@ -163,44 +237,15 @@ fn write_sqlite(
         .map_err(failed)?;
     let ids: Vec<i64> = (first..).take(rows.records.len()).collect();
     for (row, &id) in rows.records.iter().zip(&ids) {
-        let checked = records[row.position];
-        let record = &checked.record;
         insert_record
-            .execute(&[
-                id.into(),
-                record.account_id.into(),
-                checked.key.as_str().into(),
-                record.product.as_str().into(),
-                record.subproduct.as_str().into(),
-                record.usage_type.as_deref().into(),
-                record.unit.as_str().into(),
-                row.attributes.as_str().into(),
-                row.quantity.into(),
-                row.overage.into(),
-                row.overage_cost.into(),
-                row.occurred_at.into(),
-                row.received_at.into(),
-            ])
+            .execute(std::iter::once(id.into()).chain(record_values(records[row.position], row)))
             .map_err(|error| if error.is_unique_violation() { key_taken() } else { failed(error) })?;
     }
     let mut insert_deduction = connection
         .prepare(&format!("INSERT OR FAIL INTO deductions ({DEDUCTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
         .map_err(failed)?;
     for row in &rows.deductions {
-        insert_deduction
-            .execute(&[
-                row.account_id.into(),
-                ids[row.record].into(),
-                row.pack_id.as_str().into(),
-                row.item_position.into(),
-                row.usage_type.as_deref().into(),
-                row.cycle_index.into(),
-                row.amount.into(),
-                row.before.into(),
-                row.after.into(),
-                row.deducted_at.into(),
-            ])
-            .map_err(failed)?;
+        insert_deduction.execute(deduction_values(row, ids[row.record])).map_err(failed)?;
     }
     let mut update_item = connection
         .prepare(
@@ -212,7 +257,7 @@ fn write_sqlite(
         let [remaining, cycle_index, used] = change.new;
         let [seen_remaining, seen_cycle, seen_used] = change.seen;
         let changed = update_item
-            .execute(&[
+            .execute([
                 remaining.into(),
                 cycle_index.into(),
                 used.into(),
@@ -239,7 +284,7 @@ fn write_sqlite(
         day_text.clear();
         let _ = write!(day_text, "{day}");
         upsert_daily
-            .execute(&[
+            .execute([
                 (*account_id).into(),
                 pack_id.as_str().into(),
                 usage_type.as_str().into(),
@@ -255,7 +300,7 @@ fn write_sqlite(
     let mut unmatched = Vec::new();
     for (index, settlement) in rows.settlements.iter().enumerate() {
         let cost = money_units(settlement.cost)?;
-        if add_cost.execute(&[cost.into(), settlement.key.as_str().into()]).map_err(failed)? == 0 {
+        if add_cost.execute([cost.into(), settlement.key.as_str().into()]).map_err(failed)? == 0 {
             unmatched.push(index);
         }
     }
@@ -300,23 +345,8 @@ async fn insert_postgres_records(
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 12);
         let mut tuples = Vec::with_capacity(chunk.len());
         for row in chunk {
-            let checked = records[row.position];
-            let record = &checked.record;
             let start = values.len();
-            values.extend([
-                record.account_id.into(),
-                checked.key.as_str().into(),
-                record.product.as_str().into(),
-                record.subproduct.as_str().into(),
-                record.usage_type.clone().into(),
-                record.unit.as_str().into(),
-                row.attributes.as_str().into(),
-                row.quantity.into(),
-                row.overage.into(),
-                row.overage_cost.into(),
-                row.occurred_at.into(),
-                row.received_at.into(),
-            ]);
+            values.extend(record_values::<sea_orm::Value>(records[row.position], row));
             tuples.push(placeholder_row(backend, start, values.len() - start));
         }
         let sql = format!(
@@ -353,18 +383,7 @@ fn deduction_inserts(rows: &[NewDeduction], record_ids: &[i64]) -> Vec<Statement
         let mut tuples = Vec::with_capacity(chunk.len());
         for row in chunk {
             let start = values.len();
-            values.extend([
-                row.account_id.into(),
-                record_ids[row.record].into(),
-                row.pack_id.as_str().into(),
-                row.item_position.into(),
-                row.usage_type.clone().into(),
-                row.cycle_index.into(),
-                row.amount.into(),
-                row.before.into(),
-                row.after.into(),
-                row.deducted_at.into(),
-            ]);
+            values.extend(deduction_values::<sea_orm::Value>(row, record_ids[row.record]));
             tuples.push(placeholder_row(backend, start, values.len() - start));
         }
         let sql = format!("INSERT INTO deductions ({DEDUCTION_COLUMNS}) VALUES {}", tuples.join(", "));
