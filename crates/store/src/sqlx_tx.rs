@@ -81,8 +81,7 @@ impl SqlxTx {
     pub(crate) async fn begin_sqlite(mut guard: SqliteWriterGuard) -> Result<SqlxTx, DbErr> {
         let connection = guard.as_deref_mut().ok_or_else(|| connection_error(sqlx::Error::PoolClosed))?;
         SqliteTransactionManager::begin(connection, None).await.map_err(connection_error)?;
-        let connection = guard;
-        let open = SqliteTransaction { connection: Some(connection) };
+        let open = SqliteTransaction { connection: Some(guard) };
         Ok(SqlxTx { backend: DatabaseBackend::Sqlite, txn: Mutex::new(Open::Sqlite(open)) })
     }
 

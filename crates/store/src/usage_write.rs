@@ -47,17 +47,23 @@ fn local_day(at: DateTime<Utc>, zone: Tz) -> (NaiveDate, DateTime<Utc>, DateTime
 /// A group's records planned against their packs: the rows its transaction writes, made while
 /// planning (on SQLite that is while the group before it is written).
 struct GroupPlan {
-    /// Positions in the group of the records written: not stored before, and the first of
-    /// their key in the group (a later one is answered as a replay of it).
-    fresh: Vec<usize>,
-    /// The outcome of each written record, in `fresh` order; record IDs are filled in as the
-    /// rows are inserted.
+    /// The outcome of each written record, in the order of `rows.records`; record IDs are
+    /// filled in as the rows are inserted.
     outcomes: Vec<UsageOutcome>,
+    /// Its records (each at its position in the group: not stored before, and the first of its
+    /// key in the group — a later one is answered as a replay of it) and everything else written.
     rows: GroupRows,
     /// Packs whose lifecycle the group changed (activated, exhausted): as read, and after.
     ended: Vec<(Pack, Pack)>,
     /// The time the rows are stamped with (the latest of the batches' receipt times).
     now: DateTime<Utc>,
+}
+
+impl GroupPlan {
+    /// Positions in the group of the records it writes.
+    fn fresh(&self) -> Vec<usize> {
+        self.rows.records.iter().map(|row| row.position).collect()
+    }
 }
 
 /// A group planned while the group before it was written (SQLite). Valid only in a
@@ -150,14 +156,13 @@ impl PackBefore {
 /// batches arrive while the group before it is written.
 #[derive(Default)]
 struct Planner {
-    fresh: Vec<usize>,
     /// Each touched pack as it was read, for the guarded writes.
     before_by_id: HashMap<PackId, PackBefore>,
     records: Vec<NewRecord>,
     deductions: Vec<NewDeduction>,
     daily: BTreeMap<DailyKey, (i64, i64)>,
     settlements: BTreeMap<String, Settlement>,
-    /// In `fresh` order.
+    /// In the order of `records`.
     outcomes: Vec<UsageOutcome>,
     /// The latest receipt time of the records planned.
     now: DateTime<Utc>,
@@ -190,7 +195,6 @@ impl Planner {
             let overage_cost = subproduct.list_price.times(plan.overage);
             let (day, day_start, day_end) = local_day(record.occurred_at, account.time_zone);
             let position = self.records.len();
-            self.fresh.push(index);
             self.records.push(NewRecord {
                 position: index,
                 attributes: serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()),
@@ -284,7 +288,6 @@ impl Planner {
         item_changes.sort_unstable_by(|a, b| (&a.pack_id, a.position).cmp(&(&b.pack_id, b.position)));
         ended.sort_unstable_by(|(a, _), (b, _)| a.id.cmp(&b.id));
         Ok(GroupPlan {
-            fresh: self.fresh,
             outcomes: self.outcomes,
             rows: GroupRows {
                 records: self.records,
@@ -328,7 +331,7 @@ impl Store {
                         let previous = Previous {
                             stamp,
                             keys: records.iter().map(|c| (c.record.account_id, c.key.clone())).collect(),
-                            pairs: pairs_of(&records, &plan.fresh)
+                            pairs: pairs_of(&records, &plan.fresh())
                                 .into_iter()
                                 .map(|(a, s)| (a, s.to_owned()))
                                 .collect(),
@@ -584,7 +587,8 @@ async fn write_plan(
     stored: &Stored,
     plan: GroupPlan,
 ) -> StoreResult<Vec<UsageOutcome>> {
-    let GroupPlan { fresh, mut outcomes, rows, ended, now } = plan;
+    let fresh = plan.fresh();
+    let GroupPlan { mut outcomes, rows, ended, now } = plan;
     let record_ids = write_rows(tx, records, rows, now).await?;
     for (outcome, &id) in outcomes.iter_mut().zip(&record_ids) {
         outcome.usage_record_id = id;
