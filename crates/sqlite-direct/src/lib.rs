@@ -11,6 +11,9 @@
 //! The handle is borrowed for as long as a [`Connection`] lives, so nothing else (sqlx's worker
 //! included) can use the connection meanwhile; a [`Connection`] is neither `Send` nor `Sync`,
 //! so it is used on one thread, between two awaits.
+//!
+//! Also here, as the other place respack talks to SQLite's C API: [`register_batched_wal_vfs`],
+//! a VFS that writes a transaction's WAL frames in large pieces (see `batched_wal`).
 
 use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
@@ -18,6 +21,9 @@ use std::ptr::{self, NonNull};
 
 use libsqlite3_sys as ffi;
 pub use sqlx_sqlite::LockedSqliteHandle;
+
+mod batched_wal;
+pub use batched_wal::{batched_wal_stats, register_batched_wal_vfs, BatchedWalStats, BATCHED_WAL_VFS};
 
 /// A value bound to one statement parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

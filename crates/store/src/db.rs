@@ -84,16 +84,16 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Connections> {
     if sqlite {
         create_sqlite_parent(url);
     }
-    let pool = Database::connect(options(url, if sqlite { 8 } else { 20 }, READER_CACHE_KIB)).await?;
+    let pool = Database::connect(options(url, if sqlite { 8 } else { 20 }, READER_CACHE_KIB, None)).await?;
     Migrator::up(&pool, None).await?;
     let (sqlite_writer, sqlite_sweep_reader) = if sqlite {
-        let pool = Database::connect(options(url, 1, WRITER_CACHE_KIB)).await?;
+        let pool = Database::connect(options(url, 1, WRITER_CACHE_KIB, writer_vfs())).await?;
         let connection = pool
             .get_sqlite_connection_pool()
             .acquire()
             .await
             .map_err(|error| StoreError::Database(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error))))?;
-        let sweep_reader = Database::connect(options(url, 1, READER_CACHE_KIB)).await?;
+        let sweep_reader = Database::connect(options(url, 1, READER_CACHE_KIB, None)).await?;
         let connection = Arc::new(Mutex::new(Some(connection)));
         (Some(Arc::new(SqliteWriter { connection, pool })), Some(sweep_reader))
     } else {
@@ -119,7 +119,21 @@ const READER_CACHE_KIB: u32 = 4 * 1024;
 /// did no better. At most this many decoded rows wait per query: well under a megabyte.
 const SQLITE_ROW_BUFFER: usize = 1000;
 
-fn options(url: &str, connections: u32, cache_kib: u32) -> ConnectOptions {
+/// The VFS of SQLite's writer connection: the platform's, with the WAL's writes batched
+/// (`respack_sqlite_direct::register_batched_wal_vfs`): a usage group's ~8,000 dirty pages
+/// reach the WAL in ~260 writes instead of ~16,000. Readers never write the WAL and keep the
+/// platform's VFS. Should SQLite refuse the VFS, the writer uses the platform's as it is.
+fn writer_vfs() -> Option<&'static str> {
+    match respack_sqlite_direct::register_batched_wal_vfs() {
+        Ok(name) => Some(name),
+        Err(error) => {
+            tracing::warn!(%error, "SQLite writer: WAL writes not batched");
+            None
+        }
+    }
+}
+
+fn options(url: &str, connections: u32, cache_kib: u32, vfs: Option<&'static str>) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(connections)
@@ -128,6 +142,10 @@ fn options(url: &str, connections: u32, cache_kib: u32) -> ConnectOptions {
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |sqlite| {
+            let sqlite = match vfs {
+                Some(vfs) => sqlite.vfs(vfs),
+                None => sqlite,
+            };
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
@@ -368,6 +386,24 @@ mod tests {
         assert_eq!(audit_log::Entity::find().count(&*tx).await.unwrap(), 11);
         drop(tx);
         assert_eq!(audit_log::Entity::find().count(store.read()).await.unwrap(), 0);
+        store.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The writer's WAL writes go through the batching VFS; what it writes, every reading
+    /// connection (the platform's VFS) sees as written.
+    #[tokio::test]
+    async fn the_writer_batches_its_wal_writes_and_readers_see_every_row() {
+        let (store, dir) = sqlite_store("batched-wal").await;
+        let before = respack_sqlite_direct::batched_wal_stats();
+        let tx = store.write().await.unwrap();
+        let rows: Vec<_> = (0..3000).map(|n| audit(&format!("pack-{n}"))).collect();
+        assert_eq!(insert_all(&*tx, rows, "").await.unwrap(), 3000);
+        tx.commit().await.unwrap();
+        let after = respack_sqlite_direct::batched_wal_stats();
+        assert!(after.writes_taken > before.writes_taken + 20, "{before:?} → {after:?}");
+        assert!(after.writes_made - before.writes_made < after.writes_taken - before.writes_taken);
+        assert_eq!(audit_log::Entity::find().count(store.read()).await.unwrap(), 3000);
         store.close().await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
