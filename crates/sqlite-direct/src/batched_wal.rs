@@ -31,7 +31,10 @@ use crate::Error;
 
 /// The VFS name a connection opens its database with (sqlx: `SqliteConnectOptions::vfs`) to
 /// batch its WAL writes.
-pub const BATCHED_WAL_VFS: &str = "respack-batched-wal";
+pub const BATCHED_WAL_VFS: &str = match NAME.to_str() {
+    Ok(name) => name,
+    Err(_) => panic!("the VFS name is ASCII"),
+};
 const NAME: &CStr = c"respack-batched-wal";
 
 /// Bytes of frames held at most before they are written: the most the unix VFS writes in one
