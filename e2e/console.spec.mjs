@@ -182,6 +182,12 @@ try {
     await hydrated(page);
     await page.getByTestId('bill-summary').waitFor();
     await shot(page, '09-bills');
+    // By usage month: the form's choice reaches the URL, the page and its CSV link.
+    await page.locator('form.filters select[name=period]').selectOption('byUsedTime');
+    await Promise.all([page.waitForURL(/period=byUsedTime/), page.click('form.filters button[type=submit]')]);
+    await hydrated(page);
+    assert.equal(await page.locator('form.filters select[name=period]').inputValue(), 'byUsedTime');
+    assert.match(await page.locator('form.filters a[download]').getAttribute('href'), /period=byUsedTime/);
     await page.goto(`${BASE}/account`);
     await hydrated(page);
     await page.getByTestId('ledger').waitFor();

@@ -171,6 +171,8 @@ pub struct BillSummaryRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillsPage {
     pub month: String,
+    /// `byPayTime` or `byUsedTime` (the API's `PeriodType`).
+    pub period: String,
     /// This page of the summary's rows.
     pub rows: Vec<BillSummaryRow>,
     /// Rows in the whole month, and their sums.

@@ -478,9 +478,14 @@ impl Store {
         Ok(BillSummaryPage { rows, total })
     }
 
-    /// The sums of one account's summary of `month` (by pay time) as last built: the figures of
-    /// every page of [`Store::bill_summaries`] added up (zero when never built).
-    pub async fn bill_summary_totals(&self, account_id: i64, month: &str) -> StoreResult<BillSummaryTotals> {
+    /// The sums of one account's summary of `month` under `period_type` as last built: the
+    /// figures of every page of [`Store::bill_summaries`] added up (zero when never built).
+    pub async fn bill_summary_totals(
+        &self,
+        account_id: i64,
+        month: &str,
+        period_type: PeriodType,
+    ) -> StoreResult<BillSummaryTotals> {
         check_month(month)?;
         let conn = self.read();
         // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both backends answer an integer.
@@ -489,8 +494,8 @@ impl Store {
                 conn.get_database_backend(),
                 "SELECT COUNT(*), CAST(COALESCE(SUM(total_cost), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(cash_pay_amount), 0) AS BIGINT) \
-                 FROM bill_summaries WHERE account_id = ? AND period_type = 'byPayTime' AND bill_month = ?",
-                vec![account_id.into(), month.into()],
+                 FROM bill_summaries WHERE account_id = ? AND period_type = ? AND bill_month = ?",
+                vec![account_id.into(), period_type.as_str().into(), month.into()],
             ))
             .await?;
         let Some(row) = row else {

@@ -1,7 +1,8 @@
 //! The console's Bills page and `DescribeBillResourceSummary` show the same figures: both read
 //! the month's built summary through `Store::bill_summaries`, so for the same bill lines they
 //! give the same rows (resource, ActionType, cost, cash) and the same totals — including after
-//! later activity, which both show only once the summary is rebuilt.
+//! later activity, which both show only once the summary is rebuilt — by payment month and by
+//! usage month alike, on the page and in its CSV download.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +10,7 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use respack_domain::chrono_tz::Tz;
 use respack_domain::rust_decimal::Decimal;
-use respack_domain::{Money, PaymentMode, TimeUnit};
+use respack_domain::{Money, PaymentMode, Term, TimeUnit};
 use respack_store::{Charge, NewAccount, NewUser, Role};
 use respack_tc_api::signature::{authorization_header, SignedRequest};
 use serde_json::{json, Value};
@@ -51,7 +52,13 @@ fn amount(value: &Value) -> Decimal {
 }
 
 async fn page_figures(app: &TestApp, cookie: &str, month: &str) -> (Figures, Value) {
-    let (status, body) = call(app, cookie, "bill_summary", &[("month", month), ("page", "1")]).await;
+    page_figures_by(app, cookie, month, "").await
+}
+
+/// The page's figures under a period type (`""`: the page's default).
+async fn page_figures_by(app: &TestApp, cookie: &str, month: &str, period: &str) -> (Figures, Value) {
+    let (status, body) =
+        call(app, cookie, "bill_summary", &[("month", month), ("period", period), ("page", "1")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let page: Value = serde_json::from_str(&body).unwrap();
     let rows = page["rows"].as_array().unwrap();
@@ -70,7 +77,11 @@ async fn page_figures(app: &TestApp, cookie: &str, month: &str) -> (Figures, Val
 }
 
 async fn api_figures(app: &TestApp, customer: &Customer, month: &str) -> (Figures, u64) {
-    let body = json!({"Month": month, "Offset": 0, "Limit": 1000, "NeedRecordNum": 1});
+    api_figures_by(app, customer, month, "byPayTime").await
+}
+
+async fn api_figures_by(app: &TestApp, customer: &Customer, month: &str, period: &str) -> (Figures, u64) {
+    let body = json!({"Month": month, "PeriodType": period, "Offset": 0, "Limit": 1000, "NeedRecordNum": 1});
     let answer = api(app, customer, "DescribeBillResourceSummary", &body).await;
     let rows = answer["ResourceSummarySet"].as_array().unwrap_or_else(|| panic!("{answer}"));
     let figures = rows
@@ -173,4 +184,76 @@ async fn the_bills_page_and_describe_bill_resource_summary_give_the_same_figures
     assert_eq!(page_after, api_after);
     assert_ne!(page_after, page, "the rebuild shows the renewal");
     assert_eq!(amount(&page_json["total_cost"]), sums(&api_after).0);
+    assert_eq!(page_json["period"], "byPayTime", "by payment month unless asked");
+}
+
+#[tokio::test]
+async fn by_usage_month_the_bills_page_its_csv_and_the_api_agree() {
+    let app = spawn_app().await;
+    let day_before = t0() - Duration::days(1);
+    let store = &app.store;
+    let account =
+        store.create_account(NewAccount::customer("Used Co", Tz::UTC), &operator(), day_before).await.unwrap();
+    let user = NewUser {
+        account_id: account.id,
+        email: "used@example.com",
+        display_name: "Used",
+        password: "correct-horse",
+        role: Role::Customer,
+    };
+    store.create_user(user, &operator(), day_before).await.unwrap();
+    store.top_up(account.id, Money::parse("1000").unwrap(), None, &operator(), day_before).await.unwrap();
+    let key = store.create_api_key(account.id, "used", &operator(), day_before).await.unwrap();
+    let customer = Customer {
+        account: account.clone(),
+        pack_id: String::new(),
+        secret_id: key.info.secret_id,
+        secret_key: key.secret_key.expose().to_owned(),
+    };
+    // Bought and renewed in October: the purchase is used from October, the renewal's month
+    // only once the pack's month is over, in November.
+    let october = t0() - Duration::days(44);
+    let mut spec = transcoding_pack("100");
+    spec.mode = PaymentMode::PeriodDecrement(TimeUnit::Month);
+    spec.term = Term { unit: TimeUnit::Month, count: 1 };
+    spec.effective_at = october;
+    let pack = store.issue_pack(account.id, spec, Charge::Balance, None, &operator(), october).await.unwrap();
+    store.renew(None, &pack.pack_id, 1, None, &operator(), october + Duration::hours(1)).await.unwrap();
+    let cookie = sign_in(&app, "used@example.com", "correct-horse").await.unwrap();
+
+    let (paid_in_october, _) = page_figures_by(&app, &cookie, "2026-10", "byPayTime").await;
+    assert_eq!(paid_in_october.len(), 2, "purchase and renewal: {paid_in_october:?}");
+    for month in ["2026-10", "2026-11"] {
+        store.build_bill_summary(month, t0()).await.unwrap();
+        let (page, page_json) = page_figures_by(&app, &cookie, month, "byUsedTime").await;
+        let (api, api_total) = api_figures_by(&app, &customer, month, "byUsedTime").await;
+        assert_eq!(page, api, "{month}: the page's rows are the API's rows");
+        assert_eq!(page_json["total"].as_u64(), Some(api_total));
+        assert_eq!(page_json["period"], "byUsedTime");
+        assert_eq!(amount(&page_json["total_cost"]), sums(&api).0);
+        let actions: Vec<&str> = page.iter().map(|row| row.1.as_str()).collect();
+        let expected =
+            if month == "2026-10" { "New yearly/monthly subscription" } else { "Yearly/monthly subscription renewal" };
+        assert_eq!(actions, [expected], "{month}");
+
+        let response = app
+            .client
+            .get(app.url(&format!("/bills.csv?month={month}&period=byUsedTime")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
+        assert_eq!(disposition, format!("attachment; filename=\"bills-{month}-byUsedTime.csv\""));
+        let csv = response.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 2, "a header and one row: {csv}");
+        assert!(lines[1].contains(&pack.pack_id) && lines[1].contains(expected), "{csv}");
+    }
+
+    let (status, body) =
+        call(&app, &cookie, "bill_summary", &[("month", "2026-11"), ("period", "byMoon"), ("page", "1")]).await;
+    assert!(status.is_client_error() || status.is_server_error(), "{status}");
+    assert!(body.contains("unknown period type") && body.contains("byUsedTime"), "{body}");
 }

@@ -1,6 +1,7 @@
 //! Bills: the month's bill summary per resource and ActionType — the rows
 //! `DescribeBillResourceSummary` serves, read by the same store query from the same built
-//! summary (`Store::bill_summaries`) — with the month's totals and a CSV download.
+//! summary (`Store::bill_summaries`) — by payment month or by usage month (the API's
+//! `PeriodType`), with the month's totals and a CSV download.
 
 use leptos::prelude::*;
 
@@ -9,19 +10,20 @@ use crate::dto::BillsPage as BillsData;
 use crate::i18n::{t, Lang};
 
 #[leptos::server(endpoint = "bill_summary")]
-pub async fn bill_summary(month: String, page: u64) -> Result<BillsData, ServerFnError> {
+pub async fn bill_summary(month: String, period: String, page: u64) -> Result<BillsData, ServerFnError> {
     let caller = crate::server::caller().await?;
-    server_side::load(&caller, Some(&month), page).await
+    server_side::load(&caller, Some(&month), Some(&period), page).await
 }
 
 #[component]
 pub fn BillsPage() -> impl IntoView {
     let lang = expect_context::<Lang>();
     let month = super::query_param("month");
+    let period = super::query_param("period");
     let page = super::query_param("page");
     let data = Resource::new(
-        move || (month.get(), page.get().parse::<u64>().unwrap_or(1)),
-        |(month, page)| bill_summary(month, page),
+        move || (month.get(), period.get(), page.get().parse::<u64>().unwrap_or(1)),
+        |(month, period, page)| bill_summary(month, period, page),
     );
     view! {
         <h1>{t(lang, "nav.bills")}</h1>
@@ -36,12 +38,24 @@ pub fn BillsPage() -> impl IntoView {
     }
 }
 
+/// The API's `PeriodType` values, each with its label's text key; the first is the default.
+const PERIODS: [(&str, &str); 2] = [("byPayTime", "bills.by_pay_time"), ("byUsedTime", "bills.by_used_time")];
+
+/// `bills-2026-11.csv` by payment month, `bills-2026-11-byUsedTime.csv` by usage month.
+pub fn csv_file_name(month: &str, period: &str) -> String {
+    if period == PERIODS[0].0 {
+        format!("bills-{month}.csv")
+    } else {
+        format!("bills-{month}-{period}.csv")
+    }
+}
+
 #[component]
 fn BillsView(data: BillsData) -> impl IntoView {
     let lang = expect_context::<Lang>();
-    let csv = format!("/bills.csv?month={}", data.month);
+    let csv = format!("/bills.csv?month={}&period={}", data.month, data.period);
     let pages = data.total.div_ceil(data.page_size.max(1)).max(1);
-    let page_href = |page: u64| format!("/bills?month={}&page={page}", data.month);
+    let page_href = |page: u64| format!("/bills?month={}&period={}&page={page}", data.month, data.period);
     let prev = (data.page > 1).then(|| page_href(data.page - 1));
     let next = (data.page < pages).then(|| page_href(data.page + 1));
     let status = match &data.built_at {
@@ -54,8 +68,16 @@ fn BillsView(data: BillsData) -> impl IntoView {
     view! {
         <form method="get" action="/bills" class="filters">
             <label>{t(lang, "bills.month")}<input type="month" name="month" value=data.month.clone() /></label>
+            <label>
+                {t(lang, "bills.period")}
+                <select name="period">
+                    {PERIODS.iter().map(|&(value, label)| view! {
+                        <option value=value selected=value == data.period>{t(lang, label)}</option>
+                    }).collect_view()}
+                </select>
+            </label>
             <button type="submit">{t(lang, "common.search")}</button>
-            <a class="button secondary" href=csv download=format!("bills-{}.csv", data.month)>{t(lang, "common.download")}</a>
+            <a class="button secondary" href=csv download=csv_file_name(&data.month, &data.period)>{t(lang, "common.download")}</a>
         </form>
         {status}
         {if data.rows.is_empty() {
@@ -109,7 +131,7 @@ fn BillsView(data: BillsData) -> impl IntoView {
 #[cfg(feature = "ssr")]
 pub(crate) mod server_side {
     use leptos::prelude::ServerFnError;
-    use respack_store::{BillSummaryFilter, SummaryState, MAX_SUMMARY_PAGE};
+    use respack_store::{BillSummaryFilter, PeriodType, SummaryState, MAX_SUMMARY_PAGE};
 
     use crate::dto::{BillSummaryRow, BillsPage};
     use crate::server::{store_error, Caller};
@@ -128,11 +150,30 @@ pub(crate) mod server_side {
         }
     }
 
-    /// The caller's own account's month (bills belong to the paying account), page `page`
-    /// (from 1) of the summary `DescribeBillResourceSummary` serves. A month never built is
-    /// built first, as the API would.
-    pub async fn load(caller: &Caller, month: Option<&str>, page: u64) -> Result<BillsPage, ServerFnError> {
+    /// The period type asked for (the API's `PeriodType` spelling), by payment month when
+    /// none is given.
+    pub fn period(period: Option<&str>) -> Result<PeriodType, ServerFnError> {
+        match period.map(str::trim).filter(|period| !period.is_empty()) {
+            None => Ok(PeriodType::default()),
+            Some(text) => PeriodType::parse(text).ok_or_else(|| {
+                ServerFnError::new(format!(
+                    "unknown period type {text:?}: use byPayTime (by payment month) or byUsedTime (by usage month)"
+                ))
+            }),
+        }
+    }
+
+    /// The caller's own account's month (bills belong to the paying account) under a period
+    /// type, page `page` (from 1) of the summary `DescribeBillResourceSummary` serves. A month
+    /// never built is built first, as the API would.
+    pub async fn load(
+        caller: &Caller,
+        month: Option<&str>,
+        period: Option<&str>,
+        page: u64,
+    ) -> Result<BillsPage, ServerFnError> {
         let month = self::month(caller, month)?;
+        let period_type = self::period(period)?;
         let page = page.max(1);
         let account_id = caller.session.user.account_id;
         let store = caller.store();
@@ -140,14 +181,15 @@ pub(crate) mod server_side {
             SummaryState::Ready { built_at, .. } => Some(caller.time(built_at)),
             SummaryState::Building | SummaryState::NotBuilt => None,
         };
-        let totals = store.bill_summary_totals(account_id, &month).await.map_err(store_error)?;
+        let totals = store.bill_summary_totals(account_id, &month, period_type).await.map_err(store_error)?;
         let rows = if built_at.is_some() {
-            rows(caller, &month, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
+            rows(caller, &month, period_type, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
         } else {
             Vec::new()
         };
         Ok(BillsPage {
             month,
+            period: period_type.as_str().to_owned(),
             rows,
             total: totals.rows,
             total_cost: totals.total_cost.to_string(),
@@ -158,17 +200,19 @@ pub(crate) mod server_side {
         })
     }
 
-    /// Up to `limit` rows of the caller's summary of `month` from `offset`, through the API's
-    /// own query.
+    /// Up to `limit` rows of the caller's summary of `month` under `period_type` from `offset`,
+    /// through the API's own query.
     pub async fn rows(
         caller: &Caller,
         month: &str,
+        period_type: PeriodType,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<BillSummaryRow>, ServerFnError> {
         let filter = BillSummaryFilter {
             account_id: caller.session.user.account_id,
             month: month.to_owned(),
+            period_type,
             offset,
             limit: limit.min(MAX_SUMMARY_PAGE),
             ..Default::default()

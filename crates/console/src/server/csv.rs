@@ -60,12 +60,18 @@ pub async fn packs(caller: &Caller, query: &PacksQuery) -> Result<String, Server
     Ok(out)
 }
 
-/// Every row of the caller's bill summary of the month (up to [`MAX_ROWS`]): the rows of
-/// `DescribeBillResourceSummary`, one per resource and ActionType.
-pub async fn bills(caller: &Caller, month: Option<&str>) -> Result<(String, String), ServerFnError> {
-    use crate::pages::bills::server_side;
+/// Every row of the caller's bill summary of the month under a period type (up to
+/// [`MAX_ROWS`]): the rows of `DescribeBillResourceSummary`, one per resource and ActionType.
+/// Returns the file's name and its text.
+pub async fn bills(
+    caller: &Caller,
+    month: Option<&str>,
+    period: Option<&str>,
+) -> Result<(String, String), ServerFnError> {
+    use crate::pages::bills::{csv_file_name, server_side};
 
-    let first = server_side::load(caller, month, 1).await?;
+    let first = server_side::load(caller, month, period, 1).await?;
+    let period_type = server_side::period(Some(&first.period))?;
     if first.built_at.is_none() {
         return Err(ServerFnError::new(format!(
             "the bill summary of {} is being built; download it again in a minute",
@@ -88,7 +94,8 @@ pub async fn bills(caller: &Caller, month: Option<&str>) -> Result<(String, Stri
     );
     let mut offset = 0;
     while offset < first.total.min(MAX_ROWS) {
-        let rows = server_side::rows(caller, &first.month, offset, respack_store::MAX_SUMMARY_PAGE).await?;
+        let rows =
+            server_side::rows(caller, &first.month, period_type, offset, respack_store::MAX_SUMMARY_PAGE).await?;
         if rows.is_empty() {
             break;
         }
@@ -107,7 +114,7 @@ pub async fn bills(caller: &Caller, month: Option<&str>) -> Result<(String, Stri
             ]));
         }
     }
-    Ok((first.month, out))
+    Ok((csv_file_name(&first.month, &first.period), out))
 }
 
 #[cfg(test)]

@@ -253,17 +253,19 @@ async fn packs_csv(
 }
 
 #[derive(Debug, Deserialize)]
-struct MonthQuery {
+struct BillsQuery {
     #[serde(default)]
     month: Option<String>,
+    #[serde(default)]
+    period: Option<String>,
 }
 
-async fn bills_csv(State(state): State<ConsoleState>, headers: HeaderMap, Query(query): Query<MonthQuery>) -> Response {
+async fn bills_csv(State(state): State<ConsoleState>, headers: HeaderMap, Query(query): Query<BillsQuery>) -> Response {
     let Some(caller) = csv_caller(&state, &headers).await else {
         return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
     };
-    match csv::bills(&caller, query.month.as_deref()).await {
-        Ok((month, text)) => csv_response(&format!("bills-{month}.csv"), text),
+    match csv::bills(&caller, query.month.as_deref(), query.period.as_deref()).await {
+        Ok((file_name, text)) => csv_response(&file_name, text),
         Err(error) => (StatusCode::BAD_REQUEST, crate::app::error_text(&error)).into_response(),
     }
 }

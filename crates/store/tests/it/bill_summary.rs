@@ -128,10 +128,14 @@ async fn readers_build_a_never_built_month_and_totals_add_up_its_rows(store: &St
     let second = store.issue_pack(acme.id, spec, Charge::Balance, None, &operator(), march).await.unwrap();
     store.refund(Some(&[acme.id]), &second.pack_id, None, &operator(), march + Duration::hours(1)).await.unwrap();
 
-    assert_eq!(store.bill_summary_totals(acme.id, "2026-03").await.unwrap(), Default::default(), "nothing built");
+    assert_eq!(
+        store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap(),
+        Default::default(),
+        "nothing built"
+    );
     let state = store.readable_bill_summary("2026-03", t0()).await.unwrap();
     assert_eq!(state, SummaryState::Ready { built_at: t0(), rebuilding: false });
-    let totals = store.bill_summary_totals(acme.id, "2026-03").await.unwrap();
+    let totals = store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap();
     let page = store.bill_summaries(&filter(acme.id, "2026-03")).await.unwrap();
     assert_eq!(totals.rows, page.total.unwrap());
     assert_eq!(totals.rows, 4, "purchase and renewal of one pack, purchase and refund of the other");
@@ -144,9 +148,9 @@ async fn readers_build_a_never_built_month_and_totals_add_up_its_rows(store: &St
     store.renew(Some(&[acme.id]), &first.pack_id, 1, None, &operator(), t0() + Duration::minutes(1)).await.unwrap();
     let again = store.readable_bill_summary("2026-03", t0() + Duration::minutes(2)).await.unwrap();
     assert_eq!(again, state);
-    assert_eq!(store.bill_summary_totals(acme.id, "2026-03").await.unwrap(), totals);
+    assert_eq!(store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap(), totals);
     store.build_bill_summary("2026-03", t0() + Duration::minutes(3)).await.unwrap();
-    let rebuilt = store.bill_summary_totals(acme.id, "2026-03").await.unwrap();
+    let rebuilt = store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap();
     assert_eq!(rebuilt.rows, 4, "the second renewal joins the renewal row");
     assert_eq!(rebuilt.total_cost, totals.total_cost + money("10"));
 }
@@ -184,8 +188,18 @@ async fn by_used_time_a_line_counts_in_the_month_its_fee_period_begins(store: &S
     assert_eq!(rows("2026-04", PeriodType::ByUsedTime).await, [purchase(&upcoming.pack_id)]);
     assert_eq!(rows("2026-05", PeriodType::ByUsedTime).await, [renewal]);
     assert!(rows("2026-05", PeriodType::ByPayTime).await.is_empty());
-    let totals = store.bill_summary_totals(acme.id, "2026-03").await.unwrap();
-    assert_eq!(totals.rows, 3, "the console's totals are by pay time");
+    for (month, period_type, rows) in [
+        ("2026-03", PeriodType::ByPayTime, 3),
+        ("2026-03", PeriodType::ByUsedTime, 1),
+        ("2026-04", PeriodType::ByUsedTime, 1),
+        ("2026-05", PeriodType::ByUsedTime, 1),
+        ("2026-05", PeriodType::ByPayTime, 0),
+    ] {
+        let totals = store.bill_summary_totals(acme.id, month, period_type).await.unwrap();
+        assert_eq!(totals.rows, rows, "{month} {period_type:?}");
+        let page = store.bill_summaries(&BillSummaryFilter { period_type, ..filter(acme.id, month) }).await.unwrap();
+        assert_eq!(totals.total_cost, page.rows.iter().map(|row| row.total_cost).sum(), "{month} {period_type:?}");
+    }
 }
 
 crate::on_both_backends!(
