@@ -76,6 +76,9 @@ pub struct OperationQuote {
     pub pack_name: String,
     pub operation: String,
     pub refusal: Refusal,
+    /// Worth knowing before confirming, but no reason to refuse (auto-renewal set while the
+    /// balance would not cover a renewal today: the balance counts at expiration).
+    pub warning: Option<String>,
     pub price: String,
     pub balance: String,
     pub balance_after: String,

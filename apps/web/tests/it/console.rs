@@ -323,3 +323,49 @@ async fn the_account_page_shows_overage_the_balance_could_not_pay() {
     assert!(html.contains("data-testid=\"account-owed\"") && html.contains("Owed for overage"), "{html}");
     assert!(html.contains("<td>Overage settlement"), "the payment is in the balance history, by its name: {html}");
 }
+
+#[tokio::test]
+async fn auto_renewal_can_be_set_on_a_low_balance_with_a_warning_but_renewing_now_is_refused() {
+    let app = spawn_app().await;
+    let dave = tenant_with_balance(&app, "Dave", "0.5").await;
+    let cookie = sign_in(&app, &dave.email, "correct-horse").await.unwrap();
+    let token = csrf(&app, &cookie).await;
+    let quote = |operation: &'static str| {
+        let (app, cookie, pack_id) = (&app, &cookie, &dave.pack_id);
+        async move {
+            let form = [("operation", operation), ("pack_id", pack_id.as_str()), ("periods", "1")];
+            let (status, body) = call(app, cookie, "quote_operation", &form).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+
+    // Renewing now is paid now: refused for want of balance.
+    let renew = quote("renew").await;
+    assert!(renew["refusal"].as_str().is_some_and(|reason| reason.contains("balance")), "{renew}");
+    // Auto-renewal is paid at expiration: allowed, with a warning to top up before then.
+    let auto = quote("set_auto").await;
+    assert_eq!(auto["refusal"], serde_json::Value::Null, "{auto}");
+    let warning = auto["warning"].as_str().unwrap_or_else(|| panic!("a warning: {auto}"));
+    assert!(warning.contains("top up before the pack expires") && warning.contains("0.50"), "{warning}");
+    let form = [
+        ("csrf", token.as_str()),
+        ("operation", "set_auto"),
+        ("pack_id", dave.pack_id.as_str()),
+        ("periods", "1"),
+        ("client_token", "auto-1"),
+    ];
+    let (status, body) = call(&app, &cookie, "apply_operation", &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pack = app.store.pack(None, &dave.pack_id).await.unwrap();
+    assert_eq!(pack.renewal, respack_domain::RenewalMethod::Auto);
+    assert_eq!(app.store.account(dave.account_id).await.unwrap().balance.to_string(), "0.50", "nothing charged");
+
+    // With enough balance there is nothing to warn about.
+    app.store
+        .top_up(dave.account_id, respack_domain::Money::parse("100").unwrap(), None, &operator(), t0())
+        .await
+        .unwrap();
+    let auto = quote("modify_period").await;
+    assert_eq!((&auto["refusal"], &auto["warning"]), (&serde_json::Value::Null, &serde_json::Value::Null), "{auto}");
+}

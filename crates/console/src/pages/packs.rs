@@ -506,6 +506,9 @@ fn QuoteView(
         {quote.refusal.clone().map(|reason| view! {
             <p class="refusal" role="alert" data-testid="refusal"><strong>{t(lang, "op.not_available")}": "</strong>{reason}</p>
         })}
+        {quote.warning.clone().map(|warning| view! {
+            <p class="notice" role="status" data-testid="quote-warning">{warning}</p>
+        })}
         <ActionForm action=apply>
             <input type="hidden" name="csrf" value=csrf />
             <input type="hidden" name="operation" value=operation />
@@ -805,6 +808,7 @@ pub(crate) mod server_side {
             pack_name: pack.name.clone(),
             operation: operation.to_owned(),
             refusal: None,
+            warning: None,
             price: zero.to_string(),
             balance: balance.to_string(),
             balance_after: balance.to_string(),
@@ -843,8 +847,20 @@ pub(crate) mod server_side {
                     quote.refusal = Some("the pack is not set to renew automatically; choose Set auto-renewal".into());
                 } else {
                     match rules::check_renewal_setting(&pack, now, RenewalMethod::Auto, Some(periods)) {
-                        // Nothing is charged now; the price is that of each automatic renewal.
-                        Ok(_) => price_and_after(&mut quote, pack.unit_price * periods),
+                        // Nothing is charged now; the price is that of each automatic renewal,
+                        // paid from the balance at expiration — today's balance only informs.
+                        Ok(_) => {
+                            let price = pack.unit_price * periods;
+                            quote.price = price.to_string();
+                            quote.balance_after = (balance - price).to_string();
+                            if rules::charge(balance, price, account.allow_arrears).is_err() {
+                                quote.warning = Some(format!(
+                                    "Nothing is charged now. Each automatic renewal costs {price}, more than \
+                                     today's balance of {balance}: top up before the pack expires, or it will \
+                                     expire instead of renewing."
+                                ));
+                            }
+                        }
                         Err(violation) => quote.refusal = Some(violation.to_string()),
                     }
                 }
