@@ -68,30 +68,43 @@ pub fn parse_unit(text: &str, name: &str) -> Result<TimeUnit, ApiError> {
     }
 }
 
-/// Tencent Cloud's numeric region IDs and English names for the regions respack's catalog
-/// uses; other regions get ID 0 and their code as name.
+/// Tencent Cloud's numeric region IDs, English names and city names for the regions
+/// respack's catalog uses.
+const REGIONS: &[(&str, i64, &str, &str)] = &[
+    ("ap-guangzhou", 1, "South China (Guangzhou)", "Guangzhou"),
+    ("ap-shanghai", 4, "East China (Shanghai)", "Shanghai"),
+    ("ap-hongkong", 5, "Hong Kong, Macau and Taiwan (China) (Hong Kong, China)", "Hong Kong"),
+    ("ap-beijing", 8, "North China (Beijing)", "Beijing"),
+    ("ap-singapore", 9, "Southeast Asia (Singapore)", "Singapore"),
+    ("na-siliconvalley", 15, "West US (Silicon Valley)", "Silicon Valley"),
+    ("ap-chengdu", 16, "Southwest China (Chengdu)", "Chengdu"),
+    ("eu-frankfurt", 17, "Europe (Frankfurt)", "Frankfurt"),
+    ("ap-seoul", 18, "Northeast Asia (Seoul)", "Seoul"),
+    ("ap-chongqing", 19, "Southwest China (Chongqing)", "Chongqing"),
+    ("ap-mumbai", 21, "South Asia (Mumbai)", "Mumbai"),
+    ("na-ashburn", 22, "East US (Virginia)", "Virginia"),
+    ("ap-bangkok", 23, "Southeast Asia (Bangkok)", "Bangkok"),
+    ("ap-tokyo", 25, "Northeast Asia (Tokyo)", "Tokyo"),
+    ("ap-nanjing", 33, "East China (Nanjing)", "Nanjing"),
+];
+
+/// A region's numeric ID and English name; other regions get ID 0 and their code as name.
 pub fn region(code: &str) -> (i64, String) {
-    let known: &[(&str, i64, &str)] = &[
-        ("ap-guangzhou", 1, "South China (Guangzhou)"),
-        ("ap-shanghai", 4, "East China (Shanghai)"),
-        ("ap-hongkong", 5, "Hong Kong, Macau and Taiwan (China) (Hong Kong, China)"),
-        ("ap-beijing", 8, "North China (Beijing)"),
-        ("ap-singapore", 9, "Southeast Asia (Singapore)"),
-        ("na-siliconvalley", 15, "West US (Silicon Valley)"),
-        ("ap-chengdu", 16, "Southwest China (Chengdu)"),
-        ("eu-frankfurt", 17, "Europe (Frankfurt)"),
-        ("ap-seoul", 18, "Northeast Asia (Seoul)"),
-        ("ap-chongqing", 19, "Southwest China (Chongqing)"),
-        ("ap-mumbai", 21, "South Asia (Mumbai)"),
-        ("na-ashburn", 22, "East US (Virginia)"),
-        ("ap-bangkok", 23, "Southeast Asia (Bangkok)"),
-        ("ap-tokyo", 25, "Northeast Asia (Tokyo)"),
-        ("ap-nanjing", 33, "East China (Nanjing)"),
-    ];
-    match known.iter().find(|(known_code, _, _)| *known_code == code) {
-        Some((_, id, name)) => (*id, (*name).to_owned()),
-        None => (0, if code.is_empty() { "-".to_owned() } else { code.to_owned() }),
+    match REGIONS.iter().find(|(known, ..)| *known == code) {
+        Some((_, id, name, _)) => (*id, (*name).to_owned()),
+        None => (0, dash(code)),
     }
+}
+
+/// A zone's English name as Tencent Cloud writes it (`ap-guangzhou-3` → `Guangzhou Zone 3`);
+/// a zone of another region, or not named `<region>-<n>`, keeps its code.
+pub fn zone(code: &str) -> String {
+    let named = code.rsplit_once('-').and_then(|(region, number)| {
+        let (_, _, _, city) = REGIONS.iter().find(|(known, ..)| *known == region)?;
+        (!number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit()))
+            .then(|| format!("{city} Zone {number}"))
+    });
+    named.unwrap_or_else(|| dash(code))
 }
 
 /// `-` for an empty text, as the billing API shows absent values.
@@ -120,5 +133,18 @@ mod tests {
         assert!((cents_f64(Money::parse("1234.5678").unwrap()) - 123_456.78).abs() < 1e-9);
         assert_eq!(region("ap-guangzhou"), (1, "South China (Guangzhou)".to_owned()));
         assert_eq!(region("moon-1").0, 0);
+        assert_eq!(region(""), (0, "-".to_owned()));
+        for (code, name) in [
+            ("ap-guangzhou-3", "Guangzhou Zone 3"),
+            ("ap-hongkong-2", "Hong Kong Zone 2"),
+            ("na-siliconvalley-1", "Silicon Valley Zone 1"),
+            ("ap-guangzhou", "ap-guangzhou"),
+            ("ap-guangzhou-x", "ap-guangzhou-x"),
+            ("ap-guangzhou-", "ap-guangzhou-"),
+            ("moon-1", "moon-1"),
+            ("", "-"),
+        ] {
+            assert_eq!(zone(code), name, "{code}");
+        }
     }
 }

@@ -201,7 +201,7 @@ fn summary_of(
         pay_mode_name: row.pay_mode.label().into(),
         project_name: "default".into(),
         region_name,
-        zone_name: format::dash(&row.zone),
+        zone_name: format::zone(&row.zone),
         resource_id: row.resource_id.clone(),
         resource_name: row.resource_name.clone(),
         action_type_name: row.action_type.as_str().into(),

@@ -126,7 +126,7 @@ class T01BillSummary(ApiTestCase):
             "ProjectName": "default",
             "RegionName": "South China (Guangzhou)",
             "RegionId": 1,
-            "ZoneName": "ap-guangzhou-3",
+            "ZoneName": "Guangzhou Zone 3",
             "ResourceName": "Tagged monthly pack",
             "TotalCost": "30.00000000",
             "RealTotalCost": "30.00000000",
