@@ -296,6 +296,19 @@ try {
     await shot(page, '16-operator-issued');
   });
 
+  await step("the operator adjusts the pack's bill", async () => {
+    await page.goto(`${BASE}/operator`);
+    await hydrated(page);
+    const form = page.getByTestId('adjust-form');
+    await form.locator('input[name=pack_id]').fill(issuedId);
+    await form.locator('input[name=amount]').fill('1.25');
+    await form.locator('input[name=reason]').fill('E2E setup fee');
+    await form.locator('button[type=submit]').click();
+    const result = page.getByTestId('op-result');
+    await result.waitFor();
+    assert.match(await result.textContent(), /Adjustment - deduction of 1\.25 on rp-/);
+  });
+
   await step('the operator refunds it within 5 days', async () => {
     await page.goto(`${BASE}/packs?search=${issuedId}`);
     await hydrated(page);

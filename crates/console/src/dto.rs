@@ -240,6 +240,7 @@ pub struct OperatorPage {
     /// ClientTokens of this rendering's forms: a double submit is one operation.
     pub top_up_token: String,
     pub issue_token: String,
+    pub adjust_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

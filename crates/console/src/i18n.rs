@@ -183,6 +183,14 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("operator.term", "Term", "时长"),
     ("operator.price", "Price", "价格"),
     ("operator.pack_name", "Pack name", "资源包名称"),
+    ("operator.adjust", "Adjust a pack's bill", "调账"),
+    ("operator.pack_id", "Resource package ID", "资源包ID"),
+    (
+        "operator.adjust_amount",
+        "Amount (positive charges the customer, negative refunds)",
+        "金额（正数为调账扣费，负数为调账退款）",
+    ),
+    ("operator.reason", "Reason", "原因"),
     ("operator.issued", "Issued", "已发放"),
     ("outbox.status", "Status", "状态"),
     ("outbox.retry", "Retry", "重试"),
@@ -226,6 +234,7 @@ pub fn ledger_kind_label(lang: Lang, kind: &str) -> &str {
         "purchase" => ("Purchase", "购买"),
         "renewal" => ("Renewal", "续费"),
         "refund" => ("Refund", "退款"),
+        "adjustment" => ("Adjustment", "调账"),
         "overage_settlement" => ("Overage settlement", "超额用量结算"),
         _ => return kind,
     };
@@ -286,6 +295,7 @@ mod tests {
             ("purchase", "Purchase", "购买"),
             ("renewal", "Renewal", "续费"),
             ("refund", "Refund", "退款"),
+            ("adjustment", "Adjustment", "调账"),
             ("overage_settlement", "Overage settlement", "超额用量结算"),
             ("adjustment_2031", "adjustment_2031", "adjustment_2031"),
         ] {

@@ -1,10 +1,11 @@
 //! The rules of money-moving and setting-changing operations on a pack: renew, set renewal
-//! method, refund, freeze, and whether a balance covers a charge. Each check returns what the
+//! method, refund, freeze, adjust its bill, and whether a balance covers a charge. Each check returns what the
 //! operation will do, or a [`RuleViolation`] that tells the user why not.
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
+use crate::bill::BillActionType;
 use crate::money::Money;
 use crate::pack::{max_term_count, Pack, PaymentMode, RenewalMethod};
 use crate::schedule::TimeUnit;
@@ -15,6 +16,9 @@ use crate::status::PackStatus;
 pub const RENEWAL_SETTING_CUTOFF: Duration = Duration::hours(24);
 /// Packs are refundable only within five days of purchase (seed: MPS resource packs).
 pub const REFUND_WINDOW: Duration = Duration::days(5);
+/// The longest reason an operator may give for adjusting a bill (it is shown on the bill line
+/// and in the ledger).
+pub const MAX_ADJUSTMENT_REASON: usize = 200;
 
 /// Why an operation on a pack is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +45,10 @@ pub enum RuleViolation {
     InsufficientBalance { balance: Money, price: Money },
     #[error("the amount must be greater than zero")]
     NonPositiveAmount,
+    #[error("an adjustment needs an amount other than zero: positive to charge the customer, negative to refund")]
+    ZeroAdjustment,
+    #[error("say why the bill is adjusted: a reason of 1 to {max} characters (got {length})")]
+    AdjustmentReason { length: usize, max: usize },
 }
 
 /// What a renewal will cost and change.
@@ -205,6 +213,22 @@ pub fn check_credit(amount: Money) -> Result<(), RuleViolation> {
     Ok(())
 }
 
+/// An operator's correction of what a pack was billed: a positive `amount` charges the
+/// customer more ("Adjustment - deduction"), a negative one gives money back ("Adjustment -
+/// refund"). Whatever the pack's status — a correction may come after it ended — but never
+/// without a reason. Returns the bill line's ActionType.
+pub fn check_adjustment(amount: Money, reason: &str) -> Result<BillActionType, RuleViolation> {
+    let length = reason.trim().chars().count();
+    if length == 0 || length > MAX_ADJUSTMENT_REASON {
+        return Err(RuleViolation::AdjustmentReason { length, max: MAX_ADJUSTMENT_REASON });
+    }
+    match amount.amount().cmp(&Decimal::ZERO) {
+        std::cmp::Ordering::Greater => Ok(BillActionType::AdjustmentDeduction),
+        std::cmp::Ordering::Less => Ok(BillActionType::AdjustmentRefund),
+        std::cmp::Ordering::Equal => Err(RuleViolation::ZeroAdjustment),
+    }
+}
+
 fn require_live(pack: &Pack, now: DateTime<Utc>, operation: &'static str) -> Result<(), RuleViolation> {
     let lifecycle = pack.lifecycle_at(now);
     if lifecycle.is_final() {
@@ -224,6 +248,27 @@ mod tests {
 
     fn money(text: &str) -> Money {
         Money::parse(text).unwrap()
+    }
+
+    #[test]
+    fn an_adjustment_charges_or_refunds_by_its_sign_and_needs_a_reason() {
+        let long = "x".repeat(MAX_ADJUSTMENT_REASON + 1);
+        let at_most = "x".repeat(MAX_ADJUSTMENT_REASON);
+        for (amount, reason, expected) in [
+            ("5", "billed too little in March", Ok(BillActionType::AdjustmentDeduction)),
+            ("-0.01", "rounding", Ok(BillActionType::AdjustmentRefund)),
+            ("-120", at_most.as_str(), Ok(BillActionType::AdjustmentRefund)),
+            ("0", "nothing", Err(RuleViolation::ZeroAdjustment)),
+            ("5", "", Err(RuleViolation::AdjustmentReason { length: 0, max: MAX_ADJUSTMENT_REASON })),
+            ("5", "   ", Err(RuleViolation::AdjustmentReason { length: 0, max: MAX_ADJUSTMENT_REASON })),
+            (
+                "5",
+                long.as_str(),
+                Err(RuleViolation::AdjustmentReason { length: MAX_ADJUSTMENT_REASON + 1, max: MAX_ADJUSTMENT_REASON }),
+            ),
+        ] {
+            assert_eq!(check_adjustment(money(amount), reason), expected, "{amount} {reason:?}");
+        }
     }
 
     #[test]

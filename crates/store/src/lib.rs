@@ -55,7 +55,7 @@ pub use bills::BillLine;
 pub use catalog::{CatalogProduct, CatalogSubproduct};
 pub use error::{StoreError, StoreResult};
 pub use outbox::{OutboxMail, OutboxMessage};
-pub use pack_ops::{Charge, IssuedPack, RefundReceipt, RenewalReceipt};
+pub use pack_ops::{AdjustmentReceipt, Charge, IssuedPack, RefundReceipt, RenewalReceipt};
 pub use packs::{PackFilter, PackSort, Page, EXPIRED_VISIBLE_MONTHS};
 pub use respack_config::Secret;
 pub use sealing::SealingKey;

@@ -18,6 +18,7 @@ pub(crate) enum OrderKind {
     Renewal,
     Refund,
     TopUp,
+    Adjustment,
 }
 
 impl OrderKind {
@@ -27,6 +28,7 @@ impl OrderKind {
             OrderKind::Renewal => "renewal",
             OrderKind::Refund => "refund",
             OrderKind::TopUp => "top_up",
+            OrderKind::Adjustment => "adjustment",
         }
     }
 }

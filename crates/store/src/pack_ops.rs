@@ -1,10 +1,12 @@
 //! Money-moving and state-changing operations on packs: issue (sell), renew, set renewal
-//! method, refund, freeze and unfreeze. Each is one transaction with its order, ledger row,
+//! method, refund, freeze and unfreeze, and an operator's adjustment of a pack's bill. Each is one transaction with its order, ledger row,
 //! bill line and audit row; each pack change is a guarded update; each ClientToken-carrying
 //! operation returns the first result when retried.
 
 use chrono::{DateTime, Utc};
-use respack_domain::rules::{apply_renewal, check_freeze, check_refund, check_renewal_setting, quote_renewal};
+use respack_domain::rules::{
+    apply_renewal, check_adjustment, check_freeze, check_refund, check_renewal_setting, quote_renewal,
+};
 use respack_domain::{
     BillActionType, Lifecycle, LifecycleEvent, Money, Pack, PackSpec, PaymentMode, RenewalMethod, TransitionError,
 };
@@ -56,6 +58,17 @@ pub struct RefundReceipt {
     pub order_id: String,
     pub pack_id: String,
     pub amount: Money,
+    pub balance_after: Money,
+}
+
+/// What an adjustment of a pack's bill did: `amount` is what the customer was charged
+/// (negative: refunded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjustmentReceipt {
+    pub order_id: String,
+    pub pack_id: String,
+    pub amount: Money,
+    pub action_type: BillActionType,
     pub balance_after: Money,
 }
 
@@ -443,6 +456,92 @@ impl Store {
                 "pack.refund",
                 pack_id,
                 serde_json::json!({"order_id": order_id, "amount": amount}),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(receipt)
+        })
+        .await
+    }
+
+    /// Corrects what a pack was billed: a positive `amount` is charged to the balance (a bill
+    /// line "Adjustment - deduction"; refused when the balance cannot cover it, unless the
+    /// account allows arrears), a negative one credited to it ("Adjustment - refund"). The
+    /// pack itself does not change; `reason` goes on the ledger row and the audit log. With a
+    /// `client_token`, a retried request returns the first receipt and moves money once.
+    #[allow(clippy::too_many_arguments)] // one per thing the operator decides, as `renew`'s
+    pub async fn adjust_pack_bill(
+        &self,
+        account_ids: Option<&[i64]>,
+        pack_id: &str,
+        amount: Money,
+        reason: &str,
+        client_token: Option<&str>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AdjustmentReceipt> {
+        let action_type = check_adjustment(amount, reason)?;
+        let reason = reason.trim();
+        let request = serde_json::json!({"pack_id": pack_id, "amount": amount, "reason": reason});
+        retrying(|| async {
+            let tx = self.write().await?;
+            let pack = lock_pack(&*tx, account_ids, pack_id).await?;
+            let account_id = pack.account_id;
+            if let Some(first) = orders::replay(&*tx, account_id, OrderKind::Adjustment, client_token, &request).await?
+            {
+                return Ok(first);
+            }
+            let account = load_account(&*tx, account_id).await?;
+            let balance_after = if action_type == BillActionType::AdjustmentDeduction {
+                debit(&*tx, account_id, amount).await?
+            } else {
+                credit(&*tx, account_id, -amount).await?
+            };
+            let order_id = ids::order_id(now);
+            let receipt = AdjustmentReceipt {
+                order_id: order_id.clone(),
+                pack_id: pack_id.to_owned(),
+                amount,
+                action_type,
+                balance_after,
+            };
+            orders::insert(
+                &*tx,
+                NewOrder {
+                    id: &order_id,
+                    account_id,
+                    kind: OrderKind::Adjustment,
+                    client_token,
+                    pack_id: Some(pack_id),
+                    amount,
+                    periods: None,
+                    request: &request,
+                    receipt: &receipt,
+                },
+                now,
+            )
+            .await?;
+            let charge = PackCharge {
+                pack: &pack,
+                zone_of_account: account.time_zone,
+                order_id: &order_id,
+                action_type,
+                ledger_kind: "adjustment",
+                paid: amount,
+                balance_after: Some(balance_after),
+                fee_begin_at: now,
+                fee_end_at: now,
+                note: format!("Adjustment of {}: {reason}", pack.name),
+            };
+            write_pack_charge(&*tx, charge, actor, now).await?;
+            audit::record(
+                &*tx,
+                account_id,
+                actor,
+                "pack.adjust_bill",
+                pack_id,
+                serde_json::json!({"order_id": order_id, "amount": amount, "reason": reason}),
                 now,
             )
             .await?;

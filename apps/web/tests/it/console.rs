@@ -369,3 +369,65 @@ async fn auto_renewal_can_be_set_on_a_low_balance_with_a_warning_but_renewing_no
     let auto = quote("modify_period").await;
     assert_eq!((&auto["refusal"], &auto["warning"]), (&serde_json::Value::Null, &serde_json::Value::Null), "{auto}");
 }
+
+#[tokio::test]
+async fn an_operator_adjusts_a_packs_bill_and_a_customer_cannot() {
+    let app = spawn_app().await;
+    let erin = tenant(&app, "Erin").await;
+    let since = t0() - Duration::days(30);
+    let provider = app
+        .store
+        .create_account(respack_store::NewAccount::customer("Provider", Tz::UTC), &operator(), since)
+        .await
+        .unwrap();
+    let staff = NewUser {
+        account_id: provider.id,
+        email: "staff@example.com",
+        display_name: "Staff",
+        password: "correct-horse",
+        role: Role::Operator,
+    };
+    app.store.create_user(staff, &operator(), since).await.unwrap();
+    let adjust =
+        |cookie: String, token: String, amount: &'static str, reason: &'static str, client_token: &'static str| {
+            let (app, pack_id) = (&app, erin.pack_id.clone());
+            async move {
+                let form = [
+                    ("csrf", token.as_str()),
+                    ("pack_id", pack_id.as_str()),
+                    ("amount", amount),
+                    ("reason", reason),
+                    ("client_token", client_token),
+                ];
+                call(app, &cookie, "adjust_bill", &form).await
+            }
+        };
+
+    // The customer cannot adjust their own bill.
+    let customer = sign_in(&app, &erin.email, "correct-horse").await.unwrap();
+    let customer_token = csrf(&app, &customer).await;
+    let (status, body) = adjust(customer.clone(), customer_token, "-50", "please", "c-1").await;
+    assert!(!status.is_success() && body.contains("only operators"), "{status} {body}");
+
+    let staff = sign_in(&app, "staff@example.com", "correct-horse").await.unwrap();
+    let token = csrf(&app, &staff).await;
+    let (status, body) = adjust(staff.clone(), token.clone(), "12.5", "setup fee not billed", "a-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Adjustment - deduction of 12.50") && body.contains("balance now 987.50"), "{body}");
+    let (status, again) = adjust(staff.clone(), token.clone(), "12.5", "setup fee not billed", "a-1").await;
+    assert_eq!((status, &again), (StatusCode::OK, &body), "a double submit is one adjustment");
+    let (status, body) = adjust(staff.clone(), token.clone(), "-2.5", "goodwill", "a-2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Adjustment - refund of 2.50") && body.contains("balance now 990.00"), "{body}");
+    let (status, body) = adjust(staff.clone(), token.clone(), "5", "", "a-3").await;
+    assert!(!status.is_success() && body.contains("say why the bill is adjusted"), "{status} {body}");
+    let (status, body) = adjust(staff, token, "lots", "typo", "a-4").await;
+    assert!(!status.is_success() && body.contains("lots"), "{status} {body}");
+    assert_eq!(app.store.account(erin.account_id).await.unwrap().balance.to_string(), "990.00");
+
+    // The customer's bill shows both, by their ActionTypes.
+    let (status, body) =
+        call(&app, &customer, "bill_summary", &[("month", "2026-11"), ("period", ""), ("page", "1")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Adjustment - deduction") && body.contains("Adjustment - refund"), "{body}");
+}

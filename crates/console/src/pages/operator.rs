@@ -1,4 +1,5 @@
-//! Operator pages: accounts (create, top up), issuing a pack from the catalog, the email
+//! Operator pages: accounts (create, top up), issuing a pack from the catalog, adjusting a
+//! pack's bill (a charge or refund with a reason: "Adjustment - deduction/refund"), the email
 //! outbox (queued / sent / dead, retry) and the audit log. Freeze, unfreeze and refund are row
 //! operations of Resource Packages, shown to operators only. Every server function here
 //! refuses callers who are not operators.
@@ -59,6 +60,24 @@ pub async fn top_up(
             .await
             .map_err(crate::server::store_error)?;
         Ok(format!("Topped up {}; balance now {}.", receipt.amount, receipt.balance_after))
+    }
+    .await;
+    crate::server::finish_form(result, String::clone, false)
+}
+
+#[leptos::server(endpoint = "adjust_bill")]
+pub async fn adjust_bill(
+    csrf: String,
+    pack_id: String,
+    amount: String,
+    reason: String,
+    client_token: String,
+) -> Result<String, ServerFnError> {
+    let result: Result<String, ServerFnError> = async {
+        let caller = crate::server::caller().await?;
+        caller.require_operator()?;
+        caller.check_csrf(&csrf)?;
+        server_side::adjust_bill(&caller, &pack_id, &amount, &reason, &client_token).await
     }
     .await;
     crate::server::finish_form(result, String::clone, false)
@@ -144,11 +163,13 @@ pub fn OperatorPage() -> impl IntoView {
         create: ServerAction::<CreateAccount>::new(),
         top_up: ServerAction::<TopUp>::new(),
         issue: ServerAction::<IssuePack>::new(),
+        adjust: ServerAction::<AdjustBill>::new(),
     };
     Effect::new(move |_| {
         if matches!(actions.create.value().get(), Some(Ok(_)))
             || matches!(actions.top_up.value().get(), Some(Ok(_)))
             || matches!(actions.issue.value().get(), Some(Ok(_)))
+            || matches!(actions.adjust.value().get(), Some(Ok(_)))
         {
             changes.bump();
         }
@@ -172,6 +193,7 @@ struct OperatorActions {
     create: ServerAction<CreateAccount>,
     top_up: ServerAction<TopUp>,
     issue: ServerAction<IssuePack>,
+    adjust: ServerAction<AdjustBill>,
 }
 
 #[component]
@@ -179,7 +201,7 @@ fn OperatorView(data: OperatorData, actions: OperatorActions) -> impl IntoView {
     let lang = expect_context::<Lang>();
     let me = expect_context::<MeResource>();
     let csrf = csrf_of(me);
-    let OperatorActions { create, top_up, issue } = actions;
+    let OperatorActions { create, top_up, issue, adjust } = actions;
     let account_options = || {
         data.accounts
             .iter()
@@ -264,6 +286,18 @@ fn OperatorView(data: OperatorData, actions: OperatorActions) -> impl IntoView {
                     <button type="submit">{t(lang, "operator.issue")}</button>
                 </ActionForm>
                 {move || result(issue.value().get())}
+            </div>
+            <div>
+                <h3>{t(lang, "operator.adjust")}</h3>
+                <ActionForm action=adjust attr:class="stack" attr:data-testid="adjust-form">
+                    <input type="hidden" name="csrf" value=csrf />
+                    <input type="hidden" name="client_token" value=data.adjust_token.clone() />
+                    <label>{t(lang, "operator.pack_id")}<input type="text" name="pack_id" placeholder="rp-…" required=true /></label>
+                    <label>{t(lang, "operator.adjust_amount")}<input type="text" name="amount" inputmode="decimal" required=true /></label>
+                    <label>{t(lang, "operator.reason")}<input type="text" name="reason" maxlength="200" required=true /></label>
+                    <button type="submit">{t(lang, "operator.adjust")}</button>
+                </ActionForm>
+                {move || result(adjust.value().get())}
             </div>
         </section>
     }
@@ -374,6 +408,7 @@ mod server_side {
         Ok(OperatorPage {
             top_up_token: uuid::Uuid::new_v4().to_string(),
             issue_token: uuid::Uuid::new_v4().to_string(),
+            adjust_token: uuid::Uuid::new_v4().to_string(),
             accounts: accounts
                 .into_iter()
                 .map(|account| AccountLine {
@@ -395,6 +430,31 @@ mod server_side {
                 })
                 .collect(),
         })
+    }
+
+    /// An operator's charge (positive amount) or refund (negative) on a pack's bill.
+    pub async fn adjust_bill(
+        caller: &Caller,
+        pack_id: &str,
+        amount: &str,
+        reason: &str,
+        client_token: &str,
+    ) -> Result<String, ServerFnError> {
+        let amount = Money::parse(amount.trim()).map_err(|error| ServerFnError::new(error.to_string()))?;
+        let token = Some(client_token).filter(|token| !token.is_empty());
+        let receipt = caller
+            .store()
+            .adjust_pack_bill(None, pack_id.trim(), amount, reason, token, &caller.actor(), caller.now)
+            .await
+            .map_err(store_error)?;
+        let size = if receipt.amount.is_negative() { -receipt.amount } else { receipt.amount };
+        Ok(format!(
+            "{} of {size} on {} (order {}); balance now {}.",
+            receipt.action_type.as_str(),
+            receipt.pack_id,
+            receipt.order_id,
+            receipt.balance_after
+        ))
     }
 
     pub async fn create_account(

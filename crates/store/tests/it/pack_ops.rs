@@ -165,7 +165,76 @@ async fn freezing_blocks_renewal_and_time_moves_the_lifecycle(store: &Store) {
     }
 }
 
+/// An operator's correction of a pack's bill moves the balance once per token, writes a bill
+/// line of the right ActionType and a ledger row with the reason, leaves the pack alone, and
+/// is refused with a reason when the balance cannot pay it or the request makes no sense.
+async fn adjustments_charge_or_refund_once_with_a_bill_line(store: &Store) {
+    let account = account_with(store, "Acme", "100").await;
+    let pack_id = monthly_pack(store, account.id, t0()).await; // 20 paid: balance 80
+    let before = store.pack(None, &pack_id).await.unwrap();
+    let owner = [account.id];
+    let scope = Some(owner.as_slice());
+
+    let charged = store
+        .adjust_pack_bill(scope, &pack_id, money("5.5"), " under-billed setup ", Some("adj-1"), &operator(), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        (charged.amount, charged.action_type, charged.balance_after),
+        (money("5.5"), BillActionType::AdjustmentDeduction, money("74.5"))
+    );
+    let retry = store
+        .adjust_pack_bill(scope, &pack_id, money("5.5"), "under-billed setup", Some("adj-1"), &operator(), t0())
+        .await
+        .unwrap();
+    assert_eq!(retry, charged, "a retry returns the first receipt");
+    let other = store.adjust_pack_bill(scope, &pack_id, money("6"), "other", Some("adj-1"), &operator(), t0()).await;
+    assert!(matches!(other, Err(StoreError::TokenReused { .. })), "{other:?}");
+    let refunded =
+        store.adjust_pack_bill(None, &pack_id, money("-2"), "goodwill", None, &operator(), t0()).await.unwrap();
+    assert_eq!((refunded.action_type, refunded.balance_after), (BillActionType::AdjustmentRefund, money("76.5")));
+    assert_eq!(store.account(account.id).await.unwrap().balance, money("76.5"), "charged once, refunded once");
+
+    let lines = store.bill_lines(account.id, "2026-03").await.unwrap();
+    let adjustments: Vec<(BillActionType, respack_domain::Money, &str)> = lines
+        .iter()
+        .filter(|line| line.order_id.as_deref() == Some(&charged.order_id) || line.total_cost == -money("2"))
+        .map(|line| (line.action_type, line.total_cost, line.resource_id.as_str()))
+        .collect();
+    assert_eq!(
+        adjustments,
+        [
+            (BillActionType::AdjustmentDeduction, money("5.5"), pack_id.as_str()),
+            (BillActionType::AdjustmentRefund, -money("2"), pack_id.as_str())
+        ]
+    );
+    let ledger: Vec<_> =
+        store.ledger(account.id, 20).await.unwrap().into_iter().filter(|row| row.kind == "adjustment").collect();
+    assert_eq!(ledger.len(), 2);
+    assert!(ledger.iter().any(|row| row.amount == -money("5.5") && row.note.ends_with(": under-billed setup")));
+    let after = store.pack(None, &pack_id).await.unwrap();
+    assert_eq!(
+        (after.lifecycle, after.expires_at, after.price_paid),
+        (before.lifecycle, before.expires_at, before.price_paid)
+    );
+
+    // Refused, writing nothing: more than the balance, no amount, no reason, another's pack.
+    let too_much = store.adjust_pack_bill(None, &pack_id, money("100"), "late fee", None, &operator(), t0()).await;
+    assert!(matches!(too_much, Err(StoreError::Rule(RuleViolation::InsufficientBalance { .. }))), "{too_much:?}");
+    let zero = store.adjust_pack_bill(None, &pack_id, money("0"), "nothing", None, &operator(), t0()).await;
+    assert!(matches!(zero, Err(StoreError::Rule(RuleViolation::ZeroAdjustment))), "{zero:?}");
+    let silent = store.adjust_pack_bill(None, &pack_id, money("1"), " ", None, &operator(), t0()).await;
+    assert!(matches!(silent, Err(StoreError::Rule(RuleViolation::AdjustmentReason { .. }))), "{silent:?}");
+    let stranger = account_with(store, "Stranger", "100").await;
+    let foreign =
+        store.adjust_pack_bill(Some(&[stranger.id]), &pack_id, money("1"), "x", None, &operator(), t0()).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound { .. })), "{foreign:?}");
+    assert_eq!(store.account(account.id).await.unwrap().balance, money("76.5"));
+    assert_eq!(store.bill_lines(account.id, "2026-03").await.unwrap().len(), lines.len());
+}
+
 crate::on_both_backends!(
+    adjustments_charge_or_refund_once_with_a_bill_line,
     renewal_extends_charges_and_bills_once_per_token,
     total_decrement_packs_cannot_be_renewed,
     concurrent_renewals_never_lose_an_update_or_double_charge,
