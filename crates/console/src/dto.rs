@@ -67,6 +67,8 @@ pub struct PacksPage {
     pub page: u64,
     pub page_size: u64,
     pub products: Vec<Choice>,
+    /// The types (subproducts) to filter by: the chosen product's, or every product's.
+    pub subproducts: Vec<Choice>,
 }
 
 /// A row operation's dialog: what it costs and leaves, or why it is refused.
@@ -154,6 +156,8 @@ pub struct UsagePage {
     /// The daily totals as an SVG bar chart, drawn on the server.
     pub chart_svg: String,
     pub usage_types: Vec<String>,
+    /// The pack types (subproducts) to filter by.
+    pub types: Vec<Choice>,
 }
 
 /// One row of the month's bill summary: one resource and ActionType, as

@@ -76,6 +76,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("common.to", "To", "结束"),
     ("common.balance", "Balance", "余额"),
     ("common.done", "Done", "已完成"),
+    ("packs.type", "Type", "类型"),
+    ("packs.all_types", "All types", "全部类型"),
     ("packs.product", "Product", "产品"),
     ("packs.all_products", "All products", "全部产品"),
     ("packs.search", "Name or ID", "名称或 ID"),

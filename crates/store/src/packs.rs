@@ -36,6 +36,8 @@ pub struct PackFilter {
     pub account_ids: Vec<i64>,
     /// Product code.
     pub product: Option<String>,
+    /// Subproduct code: the pack's type (seed MPS: general or TSC transcoding packs).
+    pub subproduct: Option<String>,
     /// Part of the name or of the pack ID, case-insensitive.
     pub search: Option<String>,
     /// Any of these shown statuses; empty means all.
@@ -103,6 +105,9 @@ fn filtered(filter: &PackFilter, now: DateTime<Utc>) -> StoreResult<Select<packs
         );
     if let Some(product) = filter.product.as_deref().filter(|p| !p.is_empty()) {
         query = query.filter(packs::Column::ProductCode.eq(product));
+    }
+    if let Some(subproduct) = filter.subproduct.as_deref().filter(|s| !s.is_empty()) {
+        query = query.filter(packs::Column::SubproductCode.eq(subproduct));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));

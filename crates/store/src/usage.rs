@@ -10,13 +10,14 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use respack_domain::rust_decimal::Decimal;
 use respack_domain::{Money, UsageRecord};
+use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::oneshot;
 
 use crate::accounts::{load_accounts, Account};
 use crate::catalog::CatalogSubproduct;
 use crate::convert::{instant, millis, money_units, quantity, quantity_units};
-use crate::entity::{deductions, usage_daily};
+use crate::entity::{deductions, packs, usage_daily};
 use crate::error::{StoreError, StoreResult};
 use crate::packs::{Page, MAX_PAGE};
 use crate::usage_queue::{GroupQueue, Job};
@@ -75,6 +76,8 @@ pub struct DeductionRow {
 pub struct DeductionFilter {
     pub account_ids: Vec<i64>,
     pub pack_id: Option<String>,
+    /// Only deductions from packs of this subproduct (the pack's type, e.g. TSC transcoding).
+    pub subproduct: Option<String>,
     pub usage_type: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
@@ -264,6 +267,10 @@ impl Store {
         if let Some(pack_id) = filter.pack_id.as_deref().filter(|p| !p.is_empty()) {
             query = query.filter(deductions::Column::PackId.eq(pack_id));
         }
+        if let Some(subproduct) = filter.subproduct.as_deref().filter(|s| !s.is_empty()) {
+            query =
+                query.filter(deductions::Column::PackId.in_subquery(packs_of_type(&filter.account_ids, subproduct)));
+        }
         if let Some(usage_type) = filter.usage_type.as_deref().filter(|t| !t.is_empty()) {
             query = query.filter(deductions::Column::UsageType.eq(usage_type));
         }
@@ -285,11 +292,13 @@ impl Store {
         Ok(Page { items: rows.into_iter().map(to_deduction_row).collect::<StoreResult<_>>()?, total })
     }
 
-    /// Daily totals per pack and usage type between two days (inclusive), oldest first.
+    /// Daily totals per pack and usage type between two days (inclusive), oldest first; of
+    /// one pack, or of the packs of one subproduct (type), when given.
     pub async fn daily_usage(
         &self,
         account_ids: &[i64],
         pack_id: Option<&str>,
+        subproduct: Option<&str>,
         from: NaiveDate,
         to: NaiveDate,
     ) -> StoreResult<Vec<DailyUsage>> {
@@ -299,6 +308,9 @@ impl Store {
             .filter(usage_daily::Column::Day.lte(to.to_string()));
         if let Some(pack_id) = pack_id.filter(|p| !p.is_empty()) {
             query = query.filter(usage_daily::Column::PackId.eq(pack_id));
+        }
+        if let Some(subproduct) = subproduct.filter(|s| !s.is_empty()) {
+            query = query.filter(usage_daily::Column::PackId.in_subquery(packs_of_type(account_ids, subproduct)));
         }
         query
             .order_by_asc(usage_daily::Column::Day)
@@ -318,4 +330,14 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The IDs of these accounts' packs of one subproduct (through `ix_packs_account_subproduct`).
+fn packs_of_type(account_ids: &[i64], subproduct: &str) -> SelectStatement {
+    Query::select()
+        .column(packs::Column::Id)
+        .from(packs::Entity)
+        .and_where(packs::Column::AccountId.is_in(account_ids.to_vec()))
+        .and_where(packs::Column::SubproductCode.eq(subproduct))
+        .to_owned()
 }

@@ -431,3 +431,83 @@ async fn an_operator_adjusts_a_packs_bill_and_a_customer_cannot() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("Adjustment - deduction") && body.contains("Adjustment - refund"), "{body}");
 }
+
+#[tokio::test]
+async fn packs_and_their_usage_can_be_listed_by_type() {
+    let app = spawn_app().await;
+    let fay = tenant(&app, "Fay").await;
+    let mut spec = transcoding_pack("50");
+    spec.name = "Fay TSC pack".into();
+    spec.subproduct = "sp_mps_tsc_transcoding".into();
+    let since = t0() - Duration::days(3);
+    let tsc =
+        app.store.issue_pack(fay.account_id, spec, Charge::Settled, None, &operator(), since).await.unwrap().pack_id;
+    let cookie = sign_in(&app, &fay.email, "correct-horse").await.unwrap();
+    let list = |pairs: Vec<(&'static str, &'static str)>| {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let (status, body) = call(app, cookie, "list_packs", &pairs).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["rows"].as_array().unwrap().iter().map(|row| row["id"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let all = list(vec![("query[page]", "1")]).await;
+    assert_eq!(all["total"], 2, "{all}");
+    let types: Vec<&str> =
+        all["subproducts"].as_array().unwrap().iter().map(|c| c["value"].as_str().unwrap()).collect();
+    assert!(types.contains(&"sp_mps_tsc_transcoding") && types.contains(&"sp_mps_general_transcoding"), "{types:?}");
+    let tsc_only = list(vec![("query[subproduct]", "sp_mps_tsc_transcoding"), ("query[page]", "1")]).await;
+    assert_eq!(ids(&tsc_only), vec![tsc.clone()]);
+    let general = list(vec![("query[product]", "p_mps"), ("query[subproduct]", "sp_mps_general_transcoding")]).await;
+    assert_eq!(ids(&general), vec![fay.pack_id.clone()]);
+    let mps_types: Vec<&str> =
+        general["subproducts"].as_array().unwrap().iter().map(|c| c["value"].as_str().unwrap()).collect();
+    assert!(mps_types.iter().all(|code| code.starts_with("sp_mps_")), "the chosen product's types: {mps_types:?}");
+
+    // The download follows the same filter.
+    let csv = client()
+        .get(app.url("/packs.csv?subproduct=sp_mps_tsc_transcoding"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains(&tsc) && !csv.contains(&fay.pack_id), "{csv}");
+
+    // Usage details by type: a record of each type, each deducted from its own pack.
+    let usage = |key: &str, subproduct: &str| respack_store::UsageInput {
+        idempotency_key: key.into(),
+        product: "p_mps".into(),
+        subproduct: subproduct.into(),
+        usage_type: None,
+        unit: None,
+        attributes: Default::default(),
+        quantity: 3.into(),
+        occurred_at: t0() - Duration::hours(1),
+    };
+    let batch = [usage("g", "sp_mps_general_transcoding"), usage("t", "sp_mps_tsc_transcoding")];
+    app.store.record_usage(fay.account_id, &batch, t0()).await.unwrap();
+    let details = |subproduct: &'static str| {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let (status, body) =
+                call(app, cookie, "usage_details", &[("query[subproduct]", subproduct), ("query[page]", "1")]).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let packs_of = |page: &serde_json::Value| -> Vec<String> {
+        page["deductions"].as_array().unwrap().iter().map(|row| row["pack_id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(packs_of(&details("").await).len(), 2);
+    let tsc_usage = details("sp_mps_tsc_transcoding").await;
+    assert_eq!(packs_of(&tsc_usage), vec![tsc.clone()], "{tsc_usage}");
+    assert_eq!(tsc_usage["daily"].as_array().unwrap().len(), 1, "{tsc_usage}");
+    assert_eq!(packs_of(&details("sp_mps_general_transcoding").await), vec![fay.pack_id.clone()]);
+}

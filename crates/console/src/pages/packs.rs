@@ -23,6 +23,8 @@ pub const PAGE_SIZE: u64 = 20;
 #[serde(default)]
 pub struct PacksQuery {
     pub product: String,
+    /// Subproduct code: the pack's type (e.g. general or TSC transcoding).
+    pub subproduct: String,
     pub search: String,
     pub status: String,
     /// `yyyy-mm-dd`, inclusive.
@@ -39,6 +41,7 @@ impl PacksQuery {
         Memo::new(move |_| {
             query.with(|map| PacksQuery {
                 product: map.get("product").unwrap_or_default(),
+                subproduct: map.get("subproduct").unwrap_or_default(),
                 search: map.get("search").unwrap_or_default(),
                 status: map.get("status").unwrap_or_default(),
                 expires_from: map.get("expires_from").unwrap_or_default(),
@@ -53,6 +56,7 @@ impl PacksQuery {
     pub fn to_query_string(&self, page: u64, extra: &[(&str, &str)]) -> String {
         let mut pairs: Vec<(String, String)> = vec![
             ("product".into(), self.product.clone()),
+            ("subproduct".into(), self.subproduct.clone()),
             ("search".into(), self.search.clone()),
             ("status".into(), self.status.clone()),
             ("expires_from".into(), self.expires_from.clone()),
@@ -198,6 +202,15 @@ fn PacksView(data: PacksData, query: PacksQuery) -> impl IntoView {
                     <option value="" selected=query.product.is_empty()>{t(lang, "packs.all_products")}</option>
                     {data.products.iter().map(|choice| view! {
                         <option value=choice.value.clone() selected=choice.value == query.product>{choice.label.clone()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>
+                {t(lang, "packs.type")}
+                <select name="subproduct">
+                    <option value="" selected=query.subproduct.is_empty()>{t(lang, "packs.all_types")}</option>
+                    {data.subproducts.iter().map(|choice| view! {
+                        <option value=choice.value.clone() selected=choice.value == query.subproduct>{choice.label.clone()}</option>
                     }).collect_view()}
                 </select>
             </label>
@@ -569,6 +582,7 @@ pub(crate) mod server_side {
         Ok(PackFilter {
             account_ids: caller.scope.clone(),
             product: Some(query.product.clone()).filter(|product| !product.is_empty()),
+            subproduct: Some(query.subproduct.clone()).filter(|subproduct| !subproduct.is_empty()),
             search: Some(query.search.trim().to_owned()).filter(|search| !search.is_empty()),
             statuses,
             expires_from: date(&query.expires_from, caller)?,
@@ -604,17 +618,37 @@ pub(crate) mod server_side {
         products: HashMap<String, String>,
         subproducts: HashMap<String, String>,
         pub choices: Vec<Choice>,
+        /// Every subproduct as (its product's code, the choice "Product / Subproduct").
+        pub subproduct_choices: Vec<(String, Choice)>,
+    }
+
+    impl Names {
+        /// The types to choose from: the chosen product's subproducts, or all of them.
+        pub fn types_of(&self, product: &str) -> Vec<Choice> {
+            self.subproduct_choices
+                .iter()
+                .filter(|(of, _)| product.is_empty() || of == product)
+                .map(|(_, choice)| choice.clone())
+                .collect()
+        }
     }
 
     pub async fn names(caller: &Caller) -> Result<Names, ServerFnError> {
         let catalog = caller.store().catalog().await.map_err(store_error)?;
-        let mut names = Names { products: HashMap::new(), subproducts: HashMap::new(), choices: Vec::new() };
+        let mut names = Names {
+            products: HashMap::new(),
+            subproducts: HashMap::new(),
+            choices: Vec::new(),
+            subproduct_choices: Vec::new(),
+        };
         for product in catalog {
             names.choices.push(Choice { value: product.code.clone(), label: product.name.clone() });
-            names.products.insert(product.code, product.name);
             for sub in product.subproducts {
+                let label = format!("{} / {}", product.name, sub.name);
+                names.subproduct_choices.push((product.code.clone(), Choice { value: sub.code.clone(), label }));
                 names.subproducts.insert(sub.code, sub.name);
             }
+            names.products.insert(product.code, product.name);
         }
         Ok(names)
     }
@@ -632,6 +666,7 @@ pub(crate) mod server_side {
             total: page.total,
             page: query.page.max(1),
             page_size: PAGE_SIZE,
+            subproducts: names.types_of(&query.product),
             products: names.choices,
         })
     }

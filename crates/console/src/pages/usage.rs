@@ -16,6 +16,8 @@ pub const PAGE_SIZE: u64 = 50;
 #[serde(default)]
 pub struct UsageQuery {
     pub pack: String,
+    /// Subproduct code: the packs of one type (e.g. TSC transcoding).
+    pub subproduct: String,
     pub usage_type: String,
     /// `yyyy-mm-dd`, inclusive; default 30 days ago.
     pub from: String,
@@ -34,12 +36,14 @@ pub async fn usage_details(query: UsageQuery) -> Result<UsageData, ServerFnError
 pub fn UsagePage() -> impl IntoView {
     let lang = expect_context::<Lang>();
     let pack = super::query_param("pack");
+    let subproduct = super::query_param("subproduct");
     let usage_type = super::query_param("usage_type");
     let from = super::query_param("from");
     let to = super::query_param("to");
     let page = super::query_param("page");
     let query = Memo::new(move |_| UsageQuery {
         pack: pack.get(),
+        subproduct: subproduct.get(),
         usage_type: usage_type.get(),
         from: from.get(),
         to: to.get(),
@@ -65,8 +69,9 @@ fn UsageView(data: UsageData, query: UsageQuery) -> impl IntoView {
     let pages = data.total.div_ceil(data.page_size).max(1);
     let link = |page: u64| {
         format!(
-            "/usage?pack={}&usage_type={}&from={}&to={}&page={page}",
+            "/usage?pack={}&subproduct={}&usage_type={}&from={}&to={}&page={page}",
             url_encode(&query.pack),
+            url_encode(&query.subproduct),
             url_encode(&query.usage_type),
             url_encode(&query.from),
             url_encode(&query.to)
@@ -77,6 +82,15 @@ fn UsageView(data: UsageData, query: UsageQuery) -> impl IntoView {
     view! {
         <form method="get" action="/usage" class="filters" role="search">
             <label>{t(lang, "usage.pack")}<input type="search" name="pack" value=query.pack.clone() /></label>
+            <label>
+                {t(lang, "usage.subproduct")}
+                <select name="subproduct">
+                    <option value="" selected=query.subproduct.is_empty()>{t(lang, "packs.all_types")}</option>
+                    {data.types.iter().map(|choice| view! {
+                        <option value=choice.value.clone() selected=choice.value == query.subproduct>{choice.label.clone()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
             <label>
                 {t(lang, "usage.type")}
                 <select name="usage_type">
@@ -227,6 +241,7 @@ pub(crate) mod server_side {
         let filter = DeductionFilter {
             account_ids: caller.scope.clone(),
             pack_id: Some(query.pack.trim().to_owned()).filter(|pack| !pack.is_empty()),
+            subproduct: Some(query.subproduct.clone()).filter(|subproduct| !subproduct.is_empty()),
             usage_type: Some(query.usage_type.clone()).filter(|kind| !kind.is_empty()),
             from: start(from),
             to: start(to + Duration::days(1)),
@@ -236,7 +251,7 @@ pub(crate) mod server_side {
         let deductions = caller.store().list_deductions(&filter).await.map_err(store_error)?;
         let daily = caller
             .store()
-            .daily_usage(&caller.scope, filter.pack_id.as_deref(), from, to)
+            .daily_usage(&caller.scope, filter.pack_id.as_deref(), filter.subproduct.as_deref(), from, to)
             .await
             .map_err(store_error)?;
 
@@ -305,6 +320,7 @@ pub(crate) mod server_side {
             page_size: PAGE_SIZE,
             daily: daily_totals,
             usage_types: usage_types.into_iter().collect(),
+            types: names.types_of(""),
         })
     }
 

@@ -164,6 +164,20 @@ async fn list_filters_sorts_pages_and_hides_packs_ended_over_three_months_ago(st
     assert_eq!((page.total, page.items.len()), (4, 2));
     assert_eq!(page.items[0].name, "Recently expired");
 
+    // By type (subproduct): a TSC transcoding pack beside the general ones.
+    let mut spec = mps_spec(PaymentMode::TotalDecrement, 12, "100", now - Duration::days(1));
+    spec.subproduct = "sp_mps_tsc_transcoding".into();
+    let tsc = store.issue_pack(acme.id, spec, Charge::Settled, None, &operator(), now).await.unwrap().pack_id;
+    let by_type = |subproduct: &'static str| {
+        let filter = scope(PackFilter { subproduct: Some(subproduct.into()), ..Default::default() });
+        async move { ids(store.list_packs(&filter, now).await.unwrap()) }
+    };
+    assert_eq!(by_type("sp_mps_tsc_transcoding").await, vec![tsc.clone()]);
+    let general = by_type("sp_mps_general_transcoding").await;
+    assert_eq!(general.len(), 4, "{general:?}");
+    assert!(!general.contains(&tsc));
+    assert!(by_type("sp_clb_lcu").await.is_empty());
+
     assert!(store.pack(Some(&[other.id]), &valid).await.is_err(), "another account's pack is not found");
     assert!(store.list_packs(&PackFilter::default(), now).await.is_err(), "a scope is required");
 }

@@ -136,6 +136,7 @@ async fn period_packs_deduct_per_cycle_and_roll_up_per_day(store: &Store) {
         .daily_usage(
             &[account.id],
             Some(&pack_id),
+            None,
             NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
             NaiveDate::from_ymd_opt(2026, 3, 3).unwrap(),
         )
@@ -160,6 +161,19 @@ async fn period_packs_deduct_per_cycle_and_roll_up_per_day(store: &Store) {
     let in_window = store.list_deductions(&window).await.unwrap();
     assert_eq!(in_window.total, 1);
     assert_eq!((in_window.items[0].before, in_window.items[0].after), (Some(dec("10")), Some(dec("3"))));
+
+    // By type (the pack's subproduct): all of this general transcoding pack's, none of TSC.
+    let (first, last) = (NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 3, 3).unwrap());
+    for (subproduct, deductions, days) in [("sp_mps_general_transcoding", 4, 3), ("sp_mps_tsc_transcoding", 0, 0)] {
+        let filter = DeductionFilter {
+            account_ids: vec![account.id],
+            subproduct: Some(subproduct.into()),
+            ..Default::default()
+        };
+        assert_eq!(store.list_deductions(&filter).await.unwrap().total, deductions, "{subproduct}");
+        let daily = store.daily_usage(&[account.id], None, Some(subproduct), first, last).await.unwrap();
+        assert_eq!(daily.len(), days, "{subproduct}");
+    }
 }
 
 async fn frozen_scoped_and_unlimited_packs_deduct_by_their_rules(store: &Store) {

@@ -189,6 +189,7 @@ pub(super) async fn describe_resource_packages(
 ) -> Result<Map<String, Value>, ApiError> {
     let payer_uin = params.filter_string("PayerUin")?;
     let product = params.filter_string("ProductCode")?;
+    let subproduct = params.filter_string("SubProductCode")?;
     let search = params.filter_string("SearchKey")?;
     let statuses = params
         .string_list("StatusList")?
@@ -230,6 +231,7 @@ pub(super) async fn describe_resource_packages(
     let filter = PackFilter {
         account_ids: vec![account.id],
         product,
+        subproduct,
         search,
         statuses,
         expires_from,
@@ -283,6 +285,7 @@ pub(super) async fn describe_deductions(
 ) -> Result<Map<String, Value>, ApiError> {
     let payer_uin = params.filter_string("PayerUin")?;
     let pack_id = params.filter_string("ResourcePackageId")?;
+    let subproduct = params.filter_string("SubProductCode")?;
     let usage_type = params.filter_string("UsageType")?;
     let start = params.filter_string("StartTime")?;
     let end = params.filter_string("EndTime")?;
@@ -308,7 +311,8 @@ pub(super) async fn describe_deductions(
         if (to_day - from_day).num_days() > 366 {
             return Err(ApiError::invalid_value("a daily usage range spans at most 366 days"));
         }
-        let mut days = api.store().daily_usage(&[account.id], pack_id.as_deref(), from_day, to_day).await?;
+        let mut days =
+            api.store().daily_usage(&[account.id], pack_id.as_deref(), subproduct.as_deref(), from_day, to_day).await?;
         if let Some(usage_type) = &usage_type {
             days.retain(|day| &day.usage_type == usage_type);
         }
@@ -331,6 +335,7 @@ pub(super) async fn describe_deductions(
         let filter = DeductionFilter {
             account_ids: vec![account.id],
             pack_id,
+            subproduct,
             usage_type,
             from,
             to: to.map(|to| to + chrono::Duration::seconds(1)),

@@ -517,6 +517,11 @@ class T06RespackActions(ApiTestCase):
         names = sorted(p["ResourcePackageName"] for p in listed["ResourcePackageSet"])
         self.assertEqual([p["ResourcePackageName"] for p in page["ResourcePackageSet"]], names[1:3])
         self.assertEqual(call_common(client, "DescribeResourcePackages", {"SearchKey": "Tagged"})["Total"], 1)
+        for code in {p["SubProductCode"] for p in listed["ResourcePackageSet"]} | {"sp_mps_tsc_transcoding"}:
+            typed = call_common(client, "DescribeResourcePackages", {"SubProductCode": code, "Limit": 100})
+            expected = sorted(p["ResourcePackageId"] for p in listed["ResourcePackageSet"]
+                              if p["SubProductCode"] == code)
+            self.assertEqual(sorted(p["ResourcePackageId"] for p in typed["ResourcePackageSet"]), expected, code)
         self.assertError("InvalidParameterValue", call_common, client, "DescribeResourcePackages",
                          {"StatusList": ["sleeping"]})
         org_view = call_common(common("org"), "DescribeResourcePackages", {"PayerUin": FIXTURE["MemberUin"]})
