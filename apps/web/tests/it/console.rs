@@ -511,3 +511,61 @@ async fn packs_and_their_usage_can_be_listed_by_type() {
     assert_eq!(tsc_usage["daily"].as_array().unwrap().len(), 1, "{tsc_usage}");
     assert_eq!(packs_of(&details("sp_mps_general_transcoding").await), vec![fay.pack_id.clone()]);
 }
+
+#[tokio::test]
+async fn a_customer_refunds_their_own_pack_within_five_days() {
+    let app = spawn_app().await;
+    let gus = tenant(&app, "Gus").await;
+    let hal = tenant(&app, "Hal").await;
+    // Bought two days ago from the balance: refundable; the tenant's own pack is a month old.
+    let mut spec = transcoding_pack("50");
+    spec.effective_at = t0() - Duration::days(2);
+    let fresh = app
+        .store
+        .issue_pack(gus.account_id, spec, Charge::Balance, None, &operator(), t0() - Duration::days(2))
+        .await
+        .unwrap()
+        .pack_id;
+    let balance = app.store.account(gus.account_id).await.unwrap().balance;
+    let cookie = sign_in(&app, &gus.email, "correct-horse").await.unwrap();
+    let token = csrf(&app, &cookie).await;
+    let quote = |pack_id: String| {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let form = [("operation", "refund"), ("pack_id", pack_id.as_str()), ("periods", "1")];
+            call(app, cookie, "quote_operation", &form).await
+        }
+    };
+    let (status, body) = quote(gus.pack_id.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("refunds are possible within 5 days"), "a month-old pack: {body}");
+    let (status, body) = quote(fresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let quoted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(quoted["refusal"], serde_json::Value::Null, "{quoted}");
+    let (status, body) = quote(hal.pack_id.clone()).await;
+    assert!(!status.is_success() && body.contains("not found"), "another's pack: {status} {body}");
+
+    let apply = |pack_id: String| {
+        let (app, cookie, token) = (&app, &cookie, &token);
+        async move {
+            let form = [
+                ("csrf", token.as_str()),
+                ("operation", "refund"),
+                ("pack_id", pack_id.as_str()),
+                ("periods", "1"),
+                ("client_token", "refund-1"),
+            ];
+            call(app, cookie, "apply_operation", &form).await
+        }
+    };
+    let (status, body) = apply(fresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Refunded"), "{body}");
+    let pack = app.store.pack(None, &fresh).await.unwrap();
+    assert_eq!(pack.lifecycle, respack_domain::Lifecycle::Refunded);
+    assert!(app.store.account(gus.account_id).await.unwrap().balance > balance, "the price is back");
+    let (status, body) = apply(hal.pack_id.clone()).await;
+    assert!(!status.is_success() && body.contains("not found"), "{status} {body}");
+    assert_ne!(app.store.pack(None, &hal.pack_id).await.unwrap().lifecycle, respack_domain::Lifecycle::Refunded);
+}

@@ -1,8 +1,8 @@
 //! Operator pages: accounts (create, top up), issuing a pack from the catalog, adjusting a
 //! pack's bill (a charge or refund with a reason: "Adjustment - deduction/refund"), the email
-//! outbox (queued / sent / dead, retry) and the audit log. Freeze, unfreeze and refund are row
-//! operations of Resource Packages, shown to operators only. Every server function here
-//! refuses callers who are not operators.
+//! outbox (queued / sent / dead, retry) and the audit log. Freeze and unfreeze are row
+//! operations of Resource Packages, shown to operators only (refund is one too, for everyone).
+//! Every server function here refuses callers who are not operators.
 
 use leptos::prelude::*;
 
