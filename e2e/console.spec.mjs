@@ -239,6 +239,11 @@ try {
     await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: '中文' }).click()]);
     await page.getByRole('heading', { name: '资源包' }).waitFor();
     await hydrated(page);
+    // The table's values speak Chinese too: payment modes and renewal methods.
+    const table = await page.locator('table.packs tbody').textContent();
+    assert.match(table, /周期递减|总量递减|分片递减|不限容量/);
+    assert.match(table, /手动续费|自动续费|不续费/);
+    assert.doesNotMatch(table, /Period decrement|Total amount decremental|Manual renewal/);
     await shot(page, '13-zh-CN');
     await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'English' }).click()]);
     await page.getByRole('heading', { name: 'Resource Packages' }).waitFor();

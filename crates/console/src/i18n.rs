@@ -243,6 +243,92 @@ pub fn ledger_kind_label(lang: Lang, kind: &str) -> &str {
     lang.pick(en, zh)
 }
 
+/// A payment mode as the seed names it, with its cycle ("Period decrement (month)").
+pub fn payment_mode_label(lang: Lang, mode: respack_domain::PaymentMode) -> String {
+    use respack_domain::PaymentModeKind::*;
+    let kind = mode.kind();
+    let name = match lang {
+        Lang::En => kind.label(),
+        Lang::Zh => match kind {
+            TotalDecrement => "总量递减",
+            PeriodDecrement => "周期递减",
+            ShardDecrement => "分片递减",
+            Unlimited => "不限容量",
+        },
+    };
+    match (mode.cycle_unit(), lang) {
+        (Some(unit), Lang::En) => format!("{name} ({})", unit.as_str()),
+        (Some(unit), Lang::Zh) => format!("{name}（{}）", time_unit_label(lang, unit)),
+        (None, _) => name.to_owned(),
+    }
+}
+
+/// A calendar unit (of cycles and renewal periods).
+pub fn time_unit_label(lang: Lang, unit: respack_domain::TimeUnit) -> &'static str {
+    use respack_domain::TimeUnit::*;
+    match lang {
+        Lang::En => unit.as_str(),
+        Lang::Zh => match unit {
+            Hour => "小时",
+            Day => "天",
+            Month => "个月",
+            Year => "年",
+        },
+    }
+}
+
+/// A renewal method as the seed names it.
+pub fn renewal_label(lang: Lang, method: respack_domain::RenewalMethod) -> &'static str {
+    use respack_domain::RenewalMethod::*;
+    match lang {
+        Lang::En => method.label(),
+        Lang::Zh => match method {
+            Manual => "手动续费",
+            Auto => "自动续费",
+            NotRenew => "不续费",
+        },
+    }
+}
+
+/// A bill's transaction type (the API's English ActionTypeName) in the page's language; text
+/// that is no ActionType shows as it is.
+pub fn action_type_label(lang: Lang, action_type: &str) -> &str {
+    use respack_domain::BillActionType::*;
+    let Some(action) = respack_domain::BillActionType::parse(action_type) else {
+        return action_type;
+    };
+    match lang {
+        Lang::En => action.as_str(),
+        Lang::Zh => match action {
+            HourlySettlement => "按量计费小时结",
+            DailySettlement => "按量计费日结",
+            Subscription => "包年包月",
+            Spot => "竞价结算",
+            NewSubscription => "包年包月新购",
+            SubscriptionRenewal => "包年包月续费",
+            SubscriptionAdjustment => "包年包月配置变更",
+            SubscriptionRefund => "包年包月退款",
+            AdjustmentDeduction => "调账扣费",
+            AdjustmentRefund => "调账退款",
+            HourlyRiFee => "预留实例小时费用",
+            OneOffRiFee => "预留实例一次性费用",
+            HourlySavingsPlanFee => "节省计划小时费用",
+            OfflineProjectDeduction => "线下项目扣费",
+            OfflineProductDeduction => "线下产品扣费",
+        },
+    }
+}
+
+/// A bill's billing mode (the API's English PayModeName) in the page's language.
+pub fn pay_mode_label(lang: Lang, pay_mode: &str) -> &str {
+    use respack_domain::PayMode::*;
+    match [PrePay, PostPay].into_iter().find(|mode| mode.label() == pay_mode) {
+        Some(PrePay) => lang.pick("Monthly Subscription", "包年包月"),
+        Some(PostPay) => lang.pick("Pay-As-You-Go resources", "按量计费"),
+        None => pay_mode,
+    }
+}
+
 /// Column titles of the Resource Packages table (seed: *Field Description*).
 pub fn field_title(lang: Lang, field: respack_domain::PackField) -> &'static str {
     use respack_domain::PackField::*;
@@ -304,6 +390,30 @@ mod tests {
             assert_eq!(ledger_kind_label(Lang::En, kind), en);
             assert_eq!(ledger_kind_label(Lang::Zh, kind), zh);
         }
+    }
+
+    #[test]
+    fn values_shown_in_the_table_speak_the_pages_language() {
+        use respack_domain::{PaymentMode, RenewalMethod, TimeUnit};
+        let monthly = PaymentMode::PeriodDecrement(TimeUnit::Month);
+        assert_eq!(payment_mode_label(Lang::En, monthly), "Period decrement (month)");
+        assert_eq!(payment_mode_label(Lang::Zh, monthly), "周期递减（个月）");
+        assert_eq!(payment_mode_label(Lang::Zh, PaymentMode::TotalDecrement), "总量递减");
+        assert_eq!(renewal_label(Lang::Zh, RenewalMethod::Auto), "自动续费");
+        assert_eq!(renewal_label(Lang::En, RenewalMethod::NotRenew), "Not renew");
+        assert_eq!(action_type_label(Lang::Zh, "Adjustment - refund"), "调账退款");
+        assert_eq!(action_type_label(Lang::En, "Daily settlement"), "Daily settlement");
+        assert_eq!(action_type_label(Lang::Zh, "Moon landing"), "Moon landing", "unknown text as it is");
+        assert_eq!(pay_mode_label(Lang::Zh, "Monthly Subscription"), "包年包月");
+        assert_eq!(pay_mode_label(Lang::Zh, "Pay-As-You-Go resources"), "按量计费");
+        assert_eq!(pay_mode_label(Lang::En, "Pay-As-You-Go resources"), "Pay-As-You-Go resources");
+        // Every ActionType has a Chinese name of its own.
+        let names: std::collections::BTreeSet<&str> = respack_domain::BillActionType::ALL
+            .iter()
+            .map(|action| action_type_label(Lang::Zh, action.as_str()))
+            .collect();
+        assert_eq!(names.len(), respack_domain::BillActionType::ALL.len());
+        assert!(names.iter().all(|name| !name.is_ascii()));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 
 use crate::app::{Empty, ErrorNote, Loading};
 use crate::dto::BillsPage as BillsData;
-use crate::i18n::{t, Lang};
+use crate::i18n::{action_type_label, pay_mode_label, t, Lang};
 
 #[leptos::server(endpoint = "bill_summary")]
 pub async fn bill_summary(month: String, period: String, page: u64) -> Result<BillsData, ServerFnError> {
@@ -103,8 +103,8 @@ fn BillsView(data: BillsData) -> impl IntoView {
                                     <td>{row.product.clone()}</td>
                                     <td>{row.subproduct.clone()}</td>
                                     <td>{row.region.clone()}</td>
-                                    <td>{row.pay_mode.clone()}</td>
-                                    <td>{row.action_type.clone()}</td>
+                                    <td>{pay_mode_label(lang, &row.pay_mode).to_owned()}</td>
+                                    <td>{action_type_label(lang, &row.action_type).to_owned()}</td>
                                     <td class="num">{row.total_cost.clone()}</td>
                                     <td class="num">{row.cash_paid.clone()}</td>
                                 </tr>

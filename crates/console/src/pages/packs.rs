@@ -541,11 +541,12 @@ pub(crate) mod server_side {
     use respack_domain::chrono::{NaiveDate, TimeZone};
     use respack_domain::rules;
     use respack_domain::rust_decimal::Decimal;
-    use respack_domain::{Pack, PackField, PackStatus, PaymentMode, RenewalMethod};
+    use respack_domain::{Pack, PackField, PackStatus, RenewalMethod};
     use respack_store::{PackFilter, PackSort};
 
     use super::{field_name, parse_field, PacksQuery, PAGE_SIZE};
     use crate::dto::{Choice, OperationQuote, PackRow, PacksPage};
+    use crate::i18n;
     use crate::server::{store_error, Caller};
 
     pub const COLUMNS_PAGE: &str = "packs";
@@ -724,13 +725,6 @@ pub(crate) mod server_side {
         }
     }
 
-    fn mode_label(mode: PaymentMode) -> String {
-        match mode.cycle_unit() {
-            Some(unit) => format!("{} ({})", mode.kind().label(), unit.as_str()),
-            None => mode.kind().label().to_owned(),
-        }
-    }
-
     /// The text of one cell (the field applies to the pack).
     pub fn cell(caller: &Caller, pack: &Pack, field: PackField, names: &Names) -> Option<String> {
         let now = caller.now;
@@ -747,7 +741,7 @@ pub(crate) mod server_side {
             PackField::Region => Some(pack.region.clone()),
             PackField::AvailabilityZone => Some(if pack.zone.is_empty() { "-".to_owned() } else { pack.zone.clone() }),
             PackField::Status => Some(pack.status_at(now).as_str().to_owned()),
-            PackField::PaymentMode => Some(mode_label(pack.mode)),
+            PackField::PaymentMode => Some(i18n::payment_mode_label(caller.lang(), pack.mode)),
             PackField::CapacityUnit => {
                 let mut units: Vec<String> = items.iter().map(|item| item.unit.clone()).collect();
                 units.dedup();
@@ -796,10 +790,10 @@ pub(crate) mod server_side {
             PackField::PackageExpiry => {
                 Some(pack.package_expired_at.map_or_else(|| "-".to_owned(), |at| caller.time(at)))
             }
-            PackField::Renewal => Some(pack.renewal.label().to_owned()),
-            PackField::AutoRenewalPeriod => {
-                pack.auto_renew_period.map(|period| format!("{period} {}", pack.term.unit.as_str()))
-            }
+            PackField::Renewal => Some(i18n::renewal_label(caller.lang(), pack.renewal).to_owned()),
+            PackField::AutoRenewalPeriod => pack
+                .auto_renew_period
+                .map(|period| format!("{period} {}", i18n::time_unit_label(caller.lang(), pack.term.unit))),
             PackField::Operation => None,
         }
     }
@@ -848,13 +842,15 @@ pub(crate) mod server_side {
             balance_after: balance.to_string(),
             new_expires_at: caller.time(pack.expires_at),
             current_renewal: match pack.auto_renew_period {
-                Some(period) if pack.renewal == RenewalMethod::Auto => {
-                    format!("{} ({period} {})", pack.renewal.label(), pack.term.unit.as_str())
-                }
-                _ => pack.renewal.label().to_owned(),
+                Some(period) if pack.renewal == RenewalMethod::Auto => format!(
+                    "{} ({period} {})",
+                    i18n::renewal_label(caller.lang(), pack.renewal),
+                    i18n::time_unit_label(caller.lang(), pack.term.unit)
+                ),
+                _ => i18n::renewal_label(caller.lang(), pack.renewal).to_owned(),
             },
             current_period: pack.auto_renew_period,
-            period_unit: pack.term.unit.as_str().to_owned(),
+            period_unit: i18n::time_unit_label(caller.lang(), pack.term.unit).to_owned(),
             max_periods: respack_domain::pack::max_term_count(pack.term.unit),
             client_token: uuid::Uuid::new_v4().to_string(),
         };
