@@ -76,7 +76,9 @@ impl ApiError {
             ApiError::BalanceInsufficient(_) => "FailedOperation.BalanceInsufficient",
             ApiError::NotAllowToRefund(_) => "FailedOperation.NotAllowToRefund",
             ApiError::FailedOperation(_) => "FailedOperation",
-            ApiError::Internal(_) => "InternalError",
+            // The billing API's own code for a failure it cannot name (seed:
+            // DescribeBillResourceSummary's error codes), a subcode of the common InternalError.
+            ApiError::Internal(_) => "InternalError.UnknownError",
         }
     }
 
@@ -107,6 +109,30 @@ impl From<StoreError> for ApiError {
                 "the database was busy with other writers; nothing was changed, send the request again".into(),
             ),
             StoreError::Corrupt(_) | StoreError::Database(_) => ApiError::internal(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_answer_the_codes_a_caller_can_act_on() {
+        let corrupt = StoreError::Corrupt("a stored status \"sleeping\"".into());
+        let busy = StoreError::Conflict { what: "the account balance".into() };
+        let poor = StoreError::Rule(RuleViolation::InsufficientBalance {
+            balance: respack_domain::Money::ZERO,
+            price: respack_domain::Money::parse("1").unwrap(),
+        });
+        for (error, code) in [
+            (StoreError::NotFound { what: "pack", id: "rp-1".into() }, "ResourceNotFound"),
+            (poor, "FailedOperation.BalanceInsufficient"),
+            (busy, "FailedOperation"),
+            (StoreError::InvalidInput("bad".into()), "InvalidParameterValue"),
+            (corrupt, "InternalError.UnknownError"),
+        ] {
+            assert_eq!(ApiError::from(error).code(), code);
         }
     }
 }
