@@ -180,6 +180,10 @@ pub struct BillsPage {
     pub month: String,
     /// `byPayTime` or `byUsedTime` (the API's `PeriodType`).
     pub period: String,
+    /// The filters asked for.
+    pub query: crate::pages::bills::BillsQuery,
+    /// Products to filter by.
+    pub products: Vec<Choice>,
     /// This page of the summary's rows.
     pub rows: Vec<BillSummaryRow>,
     /// Rows in the whole month, and their sums.

@@ -185,6 +185,44 @@ pub fn check_month(month: &str) -> StoreResult<()> {
 }
 
 /// The statement that groups one month's bill lines into summary rows for `period`.
+/// The WHERE conditions (on `bill_summaries s`) and their values of a summary query: its
+/// account, period type and month first (in that order), then each filter that is set.
+fn summary_conditions(filter: &BillSummaryFilter) -> (Vec<String>, Vec<Value>) {
+    let mut conditions =
+        vec!["s.account_id = ?".to_owned(), "s.period_type = ?".to_owned(), "s.bill_month = ?".to_owned()];
+    let mut values: Vec<Value> =
+        vec![filter.account_id.into(), filter.period_type.as_str().into(), filter.month.clone().into()];
+    if let Some(action) = filter.action_type {
+        conditions.push("s.action_type = ?".into());
+        values.push(action.as_str().into());
+    }
+    if let Some(resource) = &filter.resource_id {
+        conditions.push("s.resource_id = ?".into());
+        values.push(resource.clone().into());
+    }
+    if let Some(mode) = filter.pay_mode {
+        conditions.push("s.pay_mode = ?".into());
+        values.push(mode.as_str().into());
+    }
+    if let Some(code) = &filter.business_code {
+        conditions.push("s.business_code = ?".into());
+        values.push(code.clone().into());
+    }
+    if let Some(key) = &filter.tag_key {
+        let mut tag = "EXISTS (SELECT 1 FROM pack_tags t WHERE t.account_id = s.account_id \
+                       AND t.pack_id = s.resource_id AND t.key = ?"
+            .to_owned();
+        values.push(key.clone().into());
+        if let Some(value) = &filter.tag_value {
+            tag.push_str(" AND t.value = ?");
+            values.push(value.clone().into());
+        }
+        tag.push(')');
+        conditions.push(tag);
+    }
+    (conditions, values)
+}
+
 fn build_sql(period: PeriodType) -> String {
     let (period, month) = (period.as_str(), period.month_column());
     format!(
@@ -398,39 +436,8 @@ impl Store {
         let backend = conn.get_database_backend();
         let limit = filter.limit.clamp(1, MAX_SUMMARY_PAGE);
         let offset = i64::try_from(filter.offset).map_err(|_| StoreError::invalid("the offset is too large"))?;
-        let mut conditions =
-            vec!["s.account_id = ?".to_owned(), "s.period_type = ?".to_owned(), "s.bill_month = ?".to_owned()];
-        let key: Vec<Value> =
-            vec![filter.account_id.into(), filter.period_type.as_str().into(), filter.month.clone().into()];
-        let mut values = key.clone();
-        if let Some(action) = filter.action_type {
-            conditions.push("s.action_type = ?".into());
-            values.push(action.as_str().into());
-        }
-        if let Some(resource) = &filter.resource_id {
-            conditions.push("s.resource_id = ?".into());
-            values.push(resource.clone().into());
-        }
-        if let Some(mode) = filter.pay_mode {
-            conditions.push("s.pay_mode = ?".into());
-            values.push(mode.as_str().into());
-        }
-        if let Some(code) = &filter.business_code {
-            conditions.push("s.business_code = ?".into());
-            values.push(code.clone().into());
-        }
-        if let Some(key) = &filter.tag_key {
-            let mut tag = "EXISTS (SELECT 1 FROM pack_tags t WHERE t.account_id = s.account_id \
-                           AND t.pack_id = s.resource_id AND t.key = ?"
-                .to_owned();
-            values.push(key.clone().into());
-            if let Some(value) = &filter.tag_value {
-                tag.push_str(" AND t.value = ?");
-                values.push(value.clone().into());
-            }
-            tag.push(')');
-            conditions.push(tag);
-        }
+        let (conditions, mut values) = summary_conditions(filter);
+        let key = values[..3].to_vec();
         let filtered = conditions.len() > 3;
         let total = match (filter.with_total, filtered) {
             (false, _) => None,
@@ -478,24 +485,23 @@ impl Store {
         Ok(BillSummaryPage { rows, total })
     }
 
-    /// The sums of one account's summary of `month` under `period_type` as last built: the
-    /// figures of every page of [`Store::bill_summaries`] added up (zero when never built).
-    pub async fn bill_summary_totals(
-        &self,
-        account_id: i64,
-        month: &str,
-        period_type: PeriodType,
-    ) -> StoreResult<BillSummaryTotals> {
-        check_month(month)?;
+    /// The sums of the rows of one account's summary that `filter` selects (its month, period
+    /// type and filters; not its page) as last built: the figures of every page of
+    /// [`Store::bill_summaries`] added up (zero when never built).
+    pub async fn bill_summary_totals(&self, filter: &BillSummaryFilter) -> StoreResult<BillSummaryTotals> {
+        check_month(&filter.month)?;
         let conn = self.read();
+        let (conditions, values) = summary_conditions(filter);
         // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both backends answer an integer.
         let row = conn
             .query_one(statement(
                 conn.get_database_backend(),
-                "SELECT COUNT(*), CAST(COALESCE(SUM(total_cost), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(cash_pay_amount), 0) AS BIGINT) \
-                 FROM bill_summaries WHERE account_id = ? AND period_type = ? AND bill_month = ?",
-                vec![account_id.into(), period_type.as_str().into(), month.into()],
+                &format!(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(s.total_cost), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(s.cash_pay_amount), 0) AS BIGINT) FROM bill_summaries s WHERE {}",
+                    conditions.join(" AND ")
+                ),
+                values,
             ))
             .await?;
         let Some(row) = row else {

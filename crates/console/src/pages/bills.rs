@@ -1,7 +1,8 @@
 //! Bills: the month's bill summary per resource and ActionType — the rows
 //! `DescribeBillResourceSummary` serves, read by the same store query from the same built
 //! summary (`Store::bill_summaries`) — by payment month or by usage month (the API's
-//! `PeriodType`), with the month's totals and a CSV download.
+//! `PeriodType`), filtered by transaction type, billing mode, product, resource and tag as the
+//! API is, with the selected rows' totals and a CSV download.
 
 use leptos::prelude::*;
 
@@ -9,22 +10,83 @@ use crate::app::{Empty, ErrorNote, Loading};
 use crate::dto::BillsPage as BillsData;
 use crate::i18n::{action_type_label, pay_mode_label, t, Lang};
 
+/// The page's month, period type, filters and page, as they appear in its URL (and the CSV
+/// link's); empty texts mean "the default" (the current month, by payment month) or "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BillsQuery {
+    /// `yyyy-mm`.
+    pub month: String,
+    /// `byPayTime` or `byUsedTime`.
+    pub period: String,
+    /// The API's ActionType text, e.g. `Daily settlement`.
+    pub action: String,
+    /// `prePay` or `postPay`.
+    pub pay_mode: String,
+    /// Product code (the API's BusinessCode).
+    pub product: String,
+    /// A resource (pack) ID.
+    pub resource: String,
+    pub tag_key: String,
+    pub tag_value: String,
+    pub page: u64,
+}
+
+impl BillsQuery {
+    fn from_url() -> Memo<BillsQuery> {
+        let query = leptos_router::hooks::use_query_map();
+        Memo::new(move |_| {
+            query.with(|map| {
+                let text = |key: &str| map.get(key).unwrap_or_default();
+                BillsQuery {
+                    month: text("month"),
+                    period: text("period"),
+                    action: text("action"),
+                    pay_mode: text("pay_mode"),
+                    product: text("product"),
+                    resource: text("resource"),
+                    tag_key: text("tag_key"),
+                    tag_value: text("tag_value"),
+                    page: text("page").parse().unwrap_or(1),
+                }
+            })
+        })
+    }
+
+    /// The URL query of this month, period type and these filters with `page` (none when 0) —
+    /// no `?`.
+    pub fn to_query_string(&self, page: u64) -> String {
+        let page = if page > 1 { page.to_string() } else { String::new() };
+        [
+            ("month", &self.month),
+            ("period", &self.period),
+            ("action", &self.action),
+            ("pay_mode", &self.pay_mode),
+            ("product", &self.product),
+            ("resource", &self.resource),
+            ("tag_key", &self.tag_key),
+            ("tag_value", &self.tag_value),
+            ("page", &page),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| format!("{key}={}", super::packs::url_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
 #[leptos::server(endpoint = "bill_summary")]
-pub async fn bill_summary(month: String, period: String, page: u64) -> Result<BillsData, ServerFnError> {
+pub async fn bill_summary(query: BillsQuery) -> Result<BillsData, ServerFnError> {
     let caller = crate::server::caller().await?;
-    server_side::load(&caller, Some(&month), Some(&period), page).await
+    server_side::load(&caller, &query).await
 }
 
 #[component]
 pub fn BillsPage() -> impl IntoView {
     let lang = expect_context::<Lang>();
-    let month = super::query_param("month");
-    let period = super::query_param("period");
-    let page = super::query_param("page");
-    let data = Resource::new(
-        move || (month.get(), period.get(), page.get().parse::<u64>().unwrap_or(1)),
-        |(month, period, page)| bill_summary(month, period, page),
-    );
+    let query = BillsQuery::from_url();
+    let data = Resource::new(move || query.get(), bill_summary);
     view! {
         <h1>{t(lang, "nav.bills")}</h1>
         <Transition fallback=Loading>
@@ -50,12 +112,17 @@ pub fn csv_file_name(month: &str, period: &str) -> String {
     }
 }
 
+/// The API's PayMode values.
+const PAY_MODES: [&str; 2] = ["prePay", "postPay"];
+
 #[component]
 fn BillsView(data: BillsData) -> impl IntoView {
     let lang = expect_context::<Lang>();
-    let csv = format!("/bills.csv?month={}&period={}", data.month, data.period);
+    // The month and period type as the server settled them, with the filters asked for.
+    let query = BillsQuery { month: data.month.clone(), period: data.period.clone(), ..data.query.clone() };
+    let csv = format!("/bills.csv?{}", query.to_query_string(0));
     let pages = data.total.div_ceil(data.page_size.max(1)).max(1);
-    let page_href = |page: u64| format!("/bills?month={}&period={}&page={page}", data.month, data.period);
+    let page_href = |page: u64| format!("/bills?{}", query.to_query_string(page));
     let prev = (data.page > 1).then(|| page_href(data.page - 1));
     let next = (data.page < pages).then(|| page_href(data.page + 1));
     let status = match &data.built_at {
@@ -76,7 +143,41 @@ fn BillsView(data: BillsData) -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
+            <label>
+                {t(lang, "bills.action")}
+                <select name="action">
+                    <option value="" selected=query.action.is_empty()>{t(lang, "bills.all")}</option>
+                    {respack_domain::BillActionType::ALL.iter().map(|action| view! {
+                        <option value=action.as_str() selected=action.as_str() == query.action>
+                            {action_type_label(lang, action.as_str()).to_owned()}
+                        </option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>
+                {t(lang, "bills.pay_mode")}
+                <select name="pay_mode">
+                    <option value="" selected=query.pay_mode.is_empty()>{t(lang, "bills.all")}</option>
+                    {PAY_MODES.iter().map(|&mode| {
+                        let label = respack_domain::PayMode::parse(mode).map_or(mode, |mode| pay_mode_label(lang, mode.label()));
+                        view! { <option value=mode selected=mode == query.pay_mode>{label.to_owned()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>
+                {t(lang, "packs.product")}
+                <select name="product">
+                    <option value="" selected=query.product.is_empty()>{t(lang, "packs.all_products")}</option>
+                    {data.products.iter().map(|choice| view! {
+                        <option value=choice.value.clone() selected=choice.value == query.product>{choice.label.clone()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>{t(lang, "bills.resource_id")}<input type="search" name="resource" value=query.resource.clone() /></label>
+            <label>{t(lang, "bills.tag_key")}<input type="text" name="tag_key" value=query.tag_key.clone() /></label>
+            <label>{t(lang, "bills.tag_value")}<input type="text" name="tag_value" value=query.tag_value.clone() /></label>
             <button type="submit">{t(lang, "common.search")}</button>
+            <a href="/bills" class="button secondary">{t(lang, "common.reset")}</a>
             <a class="button secondary" href=csv download=csv_file_name(&data.month, &data.period)>{t(lang, "common.download")}</a>
         </form>
         {status}
@@ -131,9 +232,12 @@ fn BillsView(data: BillsData) -> impl IntoView {
 #[cfg(feature = "ssr")]
 pub(crate) mod server_side {
     use leptos::prelude::ServerFnError;
+    use respack_domain::{BillActionType, PayMode};
     use respack_store::{BillSummaryFilter, PeriodType, SummaryState, MAX_SUMMARY_PAGE};
 
-    use crate::dto::{BillSummaryRow, BillsPage};
+    use super::BillsQuery;
+
+    use crate::dto::{BillSummaryRow, BillsPage, Choice};
     use crate::server::{store_error, Caller};
 
     /// Rows on one page of the Bills table.
@@ -163,33 +267,74 @@ pub(crate) mod server_side {
         }
     }
 
-    /// The caller's own account's month (bills belong to the paying account) under a period
-    /// type, page `page` (from 1) of the summary `DescribeBillResourceSummary` serves. A month
-    /// never built is built first, as the API would.
-    pub async fn load(
-        caller: &Caller,
-        month: Option<&str>,
-        period: Option<&str>,
-        page: u64,
-    ) -> Result<BillsPage, ServerFnError> {
-        let month = self::month(caller, month)?;
-        let period_type = self::period(period)?;
-        let page = page.max(1);
-        let account_id = caller.session.user.account_id;
+    /// The summary query of `query` for the caller's own account (bills belong to the paying
+    /// account): its month (default: the caller's current one), period type and filters, each
+    /// refused with what to use instead when it is no valid value; no page.
+    pub fn filter(caller: &Caller, query: &BillsQuery) -> Result<BillSummaryFilter, ServerFnError> {
+        let text = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let action_type = text(&query.action)
+            .map(|action| {
+                BillActionType::parse(&action).ok_or_else(|| {
+                    ServerFnError::new(format!(
+                        "unknown transaction type {action:?}; choose one of the list, e.g. \"Daily settlement\""
+                    ))
+                })
+            })
+            .transpose()?;
+        let pay_mode = text(&query.pay_mode)
+            .map(|mode| {
+                PayMode::parse(&mode)
+                    .ok_or_else(|| ServerFnError::new(format!("unknown billing mode {mode:?}: use prePay or postPay")))
+            })
+            .transpose()?;
+        let tag_key = text(&query.tag_key);
+        let tag_value = text(&query.tag_value);
+        if tag_value.is_some() && tag_key.is_none() {
+            return Err(ServerFnError::new("a tag value needs its tag key"));
+        }
+        Ok(BillSummaryFilter {
+            account_id: caller.session.user.account_id,
+            month: month(caller, Some(&query.month))?,
+            period_type: period(Some(&query.period))?,
+            action_type,
+            resource_id: text(&query.resource),
+            pay_mode,
+            business_code: text(&query.product),
+            tag_key,
+            tag_value,
+            ..Default::default()
+        })
+    }
+
+    /// Page `query.page` (from 1) of the caller's summary that `query` selects, the rows
+    /// `DescribeBillResourceSummary` serves, and their totals. A month never built is built
+    /// first, as the API would.
+    pub async fn load(caller: &Caller, query: &BillsQuery) -> Result<BillsPage, ServerFnError> {
+        let filter = filter(caller, query)?;
+        let page = query.page.max(1);
         let store = caller.store();
-        let built_at = match store.readable_bill_summary(&month, caller.now).await.map_err(store_error)? {
+        let built_at = match store.readable_bill_summary(&filter.month, caller.now).await.map_err(store_error)? {
             SummaryState::Ready { built_at, .. } => Some(caller.time(built_at)),
             SummaryState::Building | SummaryState::NotBuilt => None,
         };
-        let totals = store.bill_summary_totals(account_id, &month, period_type).await.map_err(store_error)?;
+        let totals = store.bill_summary_totals(&filter).await.map_err(store_error)?;
         let rows = if built_at.is_some() {
-            rows(caller, &month, period_type, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
+            rows(caller, &filter, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
         } else {
             Vec::new()
         };
+        let products = store
+            .catalog()
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|product| Choice { value: product.code, label: product.name })
+            .collect();
         Ok(BillsPage {
-            month,
-            period: period_type.as_str().to_owned(),
+            month: filter.month.clone(),
+            period: filter.period_type.as_str().to_owned(),
+            query: query.clone(),
+            products,
             rows,
             total: totals.rows,
             total_cost: totals.total_cost.to_string(),
@@ -200,23 +345,15 @@ pub(crate) mod server_side {
         })
     }
 
-    /// Up to `limit` rows of the caller's summary of `month` under `period_type` from `offset`,
-    /// through the API's own query.
+    /// Up to `limit` rows of the summary `filter` selects from `offset`, through the API's own
+    /// query.
     pub async fn rows(
         caller: &Caller,
-        month: &str,
-        period_type: PeriodType,
+        filter: &BillSummaryFilter,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<BillSummaryRow>, ServerFnError> {
-        let filter = BillSummaryFilter {
-            account_id: caller.session.user.account_id,
-            month: month.to_owned(),
-            period_type,
-            offset,
-            limit: limit.min(MAX_SUMMARY_PAGE),
-            ..Default::default()
-        };
+        let filter = BillSummaryFilter { offset, limit: limit.min(MAX_SUMMARY_PAGE), ..filter.clone() };
         let page = caller.store().bill_summaries(&filter).await.map_err(store_error)?;
         Ok(page
             .rows

@@ -60,18 +60,17 @@ pub async fn packs(caller: &Caller, query: &PacksQuery) -> Result<String, Server
     Ok(out)
 }
 
-/// Every row of the caller's bill summary of the month under a period type (up to
+/// Every row of the caller's bill summary that the Bills page's query selects (up to
 /// [`MAX_ROWS`]): the rows of `DescribeBillResourceSummary`, one per resource and ActionType.
 /// Returns the file's name and its text.
 pub async fn bills(
     caller: &Caller,
-    month: Option<&str>,
-    period: Option<&str>,
+    query: &crate::pages::bills::BillsQuery,
 ) -> Result<(String, String), ServerFnError> {
     use crate::pages::bills::{csv_file_name, server_side};
 
-    let first = server_side::load(caller, month, period, 1).await?;
-    let period_type = server_side::period(Some(&first.period))?;
+    let first = server_side::load(caller, query).await?;
+    let filter = server_side::filter(caller, query)?;
     if first.built_at.is_none() {
         return Err(ServerFnError::new(format!(
             "the bill summary of {} is being built; download it again in a minute",
@@ -94,8 +93,7 @@ pub async fn bills(
     );
     let mut offset = 0;
     while offset < first.total.min(MAX_ROWS) {
-        let rows =
-            server_side::rows(caller, &first.month, period_type, offset, respack_store::MAX_SUMMARY_PAGE).await?;
+        let rows = server_side::rows(caller, &filter, offset, respack_store::MAX_SUMMARY_PAGE).await?;
         if rows.is_empty() {
             break;
         }

@@ -252,19 +252,15 @@ async fn packs_csv(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct BillsQuery {
-    #[serde(default)]
-    month: Option<String>,
-    #[serde(default)]
-    period: Option<String>,
-}
-
-async fn bills_csv(State(state): State<ConsoleState>, headers: HeaderMap, Query(query): Query<BillsQuery>) -> Response {
+async fn bills_csv(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(query): Query<crate::pages::bills::BillsQuery>,
+) -> Response {
     let Some(caller) = csv_caller(&state, &headers).await else {
         return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
     };
-    match csv::bills(&caller, query.month.as_deref(), query.period.as_deref()).await {
+    match csv::bills(&caller, &query).await {
         Ok((file_name, text)) => csv_response(&file_name, text),
         Err(error) => (StatusCode::BAD_REQUEST, crate::app::error_text(&error)).into_response(),
     }

@@ -129,13 +129,13 @@ async fn readers_build_a_never_built_month_and_totals_add_up_its_rows(store: &St
     store.refund(Some(&[acme.id]), &second.pack_id, None, &operator(), march + Duration::hours(1)).await.unwrap();
 
     assert_eq!(
-        store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap(),
+        store.bill_summary_totals(&filter(acme.id, "2026-03")).await.unwrap(),
         Default::default(),
         "nothing built"
     );
     let state = store.readable_bill_summary("2026-03", t0()).await.unwrap();
     assert_eq!(state, SummaryState::Ready { built_at: t0(), rebuilding: false });
-    let totals = store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap();
+    let totals = store.bill_summary_totals(&filter(acme.id, "2026-03")).await.unwrap();
     let page = store.bill_summaries(&filter(acme.id, "2026-03")).await.unwrap();
     assert_eq!(totals.rows, page.total.unwrap());
     assert_eq!(totals.rows, 4, "purchase and renewal of one pack, purchase and refund of the other");
@@ -143,14 +143,28 @@ async fn readers_build_a_never_built_month_and_totals_add_up_its_rows(store: &St
     assert_eq!(totals.cash_pay_amount, page.rows.iter().map(|row| row.cash_pay_amount).sum());
     let lines = store.bill_lines(acme.id, "2026-03").await.unwrap();
     assert_eq!(totals.total_cost, lines.iter().map(|line| line.total_cost).sum(), "the month's lines add up");
+    // With filters, the totals are those of the rows the filters select.
+    let base = filter(acme.id, "2026-03");
+    for (narrowed, rows) in [
+        (BillSummaryFilter { action_type: Some(BillActionType::NewSubscription), ..base.clone() }, 2),
+        (BillSummaryFilter { action_type: Some(BillActionType::SubscriptionRefund), ..base.clone() }, 1),
+        (BillSummaryFilter { resource_id: Some(first.pack_id.clone()), ..base.clone() }, 2),
+        (BillSummaryFilter { pay_mode: Some(PayMode::PostPay), ..base.clone() }, 0),
+        (BillSummaryFilter { business_code: Some("p_mps".into()), ..base.clone() }, 4),
+    ] {
+        let totals = store.bill_summary_totals(&narrowed).await.unwrap();
+        let page = store.bill_summaries(&narrowed).await.unwrap();
+        assert_eq!((totals.rows, page.total.unwrap()), (rows, rows), "{narrowed:?}");
+        assert_eq!(totals.total_cost, page.rows.iter().map(|row| row.total_cost).sum(), "{narrowed:?}");
+    }
 
     // A later line waits for the next build; reading again does not rebuild a built month.
     store.renew(Some(&[acme.id]), &first.pack_id, 1, None, &operator(), t0() + Duration::minutes(1)).await.unwrap();
     let again = store.readable_bill_summary("2026-03", t0() + Duration::minutes(2)).await.unwrap();
     assert_eq!(again, state);
-    assert_eq!(store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap(), totals);
+    assert_eq!(store.bill_summary_totals(&filter(acme.id, "2026-03")).await.unwrap(), totals);
     store.build_bill_summary("2026-03", t0() + Duration::minutes(3)).await.unwrap();
-    let rebuilt = store.bill_summary_totals(acme.id, "2026-03", PeriodType::ByPayTime).await.unwrap();
+    let rebuilt = store.bill_summary_totals(&filter(acme.id, "2026-03")).await.unwrap();
     assert_eq!(rebuilt.rows, 4, "the second renewal joins the renewal row");
     assert_eq!(rebuilt.total_cost, totals.total_cost + money("10"));
 }
@@ -195,9 +209,10 @@ async fn by_used_time_a_line_counts_in_the_month_its_fee_period_begins(store: &S
         ("2026-05", PeriodType::ByUsedTime, 1),
         ("2026-05", PeriodType::ByPayTime, 0),
     ] {
-        let totals = store.bill_summary_totals(acme.id, month, period_type).await.unwrap();
+        let by = BillSummaryFilter { period_type, ..filter(acme.id, month) };
+        let totals = store.bill_summary_totals(&by).await.unwrap();
         assert_eq!(totals.rows, rows, "{month} {period_type:?}");
-        let page = store.bill_summaries(&BillSummaryFilter { period_type, ..filter(acme.id, month) }).await.unwrap();
+        let page = store.bill_summaries(&by).await.unwrap();
         assert_eq!(totals.total_cost, page.rows.iter().map(|row| row.total_cost).sum(), "{month} {period_type:?}");
     }
 }
