@@ -7,7 +7,10 @@
 use leptos::prelude::*;
 
 use crate::app::{Empty, ErrorNote, Loading};
-use crate::dto::BillsPage as BillsData;
+use respack_domain::{BillActionType, PayMode};
+
+use super::ChoiceFilter;
+use crate::dto::{BillsPage as BillsData, Choice};
 use crate::i18n::{action_type_label, pay_mode_label, t, Lang};
 
 /// The page's month, period type, filters and page, as they appear in its URL (and the CSV
@@ -112,9 +115,6 @@ pub fn csv_file_name(month: &str, period: &str) -> String {
     }
 }
 
-/// The API's PayMode values.
-const PAY_MODES: [&str; 2] = ["prePay", "postPay"];
-
 #[component]
 fn BillsView(data: BillsData) -> impl IntoView {
     let lang = expect_context::<Lang>();
@@ -123,6 +123,14 @@ fn BillsView(data: BillsData) -> impl IntoView {
     let csv = format!("/bills.csv?{}", query.to_query_string(0));
     let pages = data.total.div_ceil(data.page_size.max(1)).max(1);
     let page_href = |page: u64| format!("/bills?{}", query.to_query_string(page));
+    let action_choices = BillActionType::ALL
+        .iter()
+        .map(|action| Choice { value: action.as_str().into(), label: action_type_label(lang, action.as_str()).into() })
+        .collect();
+    let pay_mode_choices = [PayMode::PrePay, PayMode::PostPay]
+        .iter()
+        .map(|mode| Choice { value: mode.as_str().into(), label: pay_mode_label(lang, mode.label()).into() })
+        .collect();
     let prev = (data.page > 1).then(|| page_href(data.page - 1));
     let next = (data.page < pages).then(|| page_href(data.page + 1));
     let status = match &data.built_at {
@@ -143,36 +151,12 @@ fn BillsView(data: BillsData) -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
-            <label>
-                {t(lang, "bills.action")}
-                <select name="action">
-                    <option value="" selected=query.action.is_empty()>{t(lang, "bills.all")}</option>
-                    {respack_domain::BillActionType::ALL.iter().map(|action| view! {
-                        <option value=action.as_str() selected=action.as_str() == query.action>
-                            {action_type_label(lang, action.as_str()).to_owned()}
-                        </option>
-                    }).collect_view()}
-                </select>
-            </label>
-            <label>
-                {t(lang, "bills.pay_mode")}
-                <select name="pay_mode">
-                    <option value="" selected=query.pay_mode.is_empty()>{t(lang, "bills.all")}</option>
-                    {PAY_MODES.iter().map(|&mode| {
-                        let label = respack_domain::PayMode::parse(mode).map_or(mode, |mode| pay_mode_label(lang, mode.label()));
-                        view! { <option value=mode selected=mode == query.pay_mode>{label.to_owned()}</option> }
-                    }).collect_view()}
-                </select>
-            </label>
-            <label>
-                {t(lang, "packs.product")}
-                <select name="product">
-                    <option value="" selected=query.product.is_empty()>{t(lang, "packs.all_products")}</option>
-                    {data.products.iter().map(|choice| view! {
-                        <option value=choice.value.clone() selected=choice.value == query.product>{choice.label.clone()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <ChoiceFilter label="bills.action" name="action" all="bills.all"
+                choices=action_choices selected=query.action.clone() />
+            <ChoiceFilter label="bills.pay_mode" name="pay_mode" all="bills.all"
+                choices=pay_mode_choices selected=query.pay_mode.clone() />
+            <ChoiceFilter label="packs.product" name="product" all="packs.all_products"
+                choices=data.products.clone() selected=query.product.clone() />
             <label>{t(lang, "bills.resource_id")}<input type="search" name="resource" value=query.resource.clone() /></label>
             <label>{t(lang, "bills.tag_key")}<input type="text" name="tag_key" value=query.tag_key.clone() /></label>
             <label>{t(lang, "bills.tag_value")}<input type="text" name="tag_value" value=query.tag_value.clone() /></label>

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_query_map;
 use respack_domain::PackField;
 use serde::{Deserialize, Serialize};
 
+use super::ChoiceFilter;
 use crate::app::{error_text, Changes, Empty, ErrorNote, Loading, MeResource};
 use crate::dto::{OperationQuote, PackRow, PacksPage as PacksData};
 use crate::i18n::{field_title, status_label, t, Lang};
@@ -196,24 +197,10 @@ fn PacksView(data: PacksData, query: PacksQuery) -> impl IntoView {
     let next = (data.page < pages).then(|| format!("/packs?{}", query.to_query_string(data.page + 1, &[])));
     view! {
         <form method="get" action="/packs" class="filters" role="search">
-            <label>
-                {t(lang, "packs.product")}
-                <select name="product">
-                    <option value="" selected=query.product.is_empty()>{t(lang, "packs.all_products")}</option>
-                    {data.products.iter().map(|choice| view! {
-                        <option value=choice.value.clone() selected=choice.value == query.product>{choice.label.clone()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-            <label>
-                {t(lang, "packs.type")}
-                <select name="subproduct">
-                    <option value="" selected=query.subproduct.is_empty()>{t(lang, "packs.all_types")}</option>
-                    {data.subproducts.iter().map(|choice| view! {
-                        <option value=choice.value.clone() selected=choice.value == query.subproduct>{choice.label.clone()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <ChoiceFilter label="packs.product" name="product" all="packs.all_products"
+                choices=data.products.clone() selected=query.product.clone() />
+            <ChoiceFilter label="packs.type" name="subproduct" all="packs.all_types"
+                choices=data.subproducts.clone() selected=query.subproduct.clone() />
             <label>
                 {t(lang, "packs.search")}
                 <input type="search" name="search" value=query.search.clone() />

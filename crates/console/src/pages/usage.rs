@@ -82,15 +82,8 @@ fn UsageView(data: UsageData, query: UsageQuery) -> impl IntoView {
     view! {
         <form method="get" action="/usage" class="filters" role="search">
             <label>{t(lang, "usage.pack")}<input type="search" name="pack" value=query.pack.clone() /></label>
-            <label>
-                {t(lang, "usage.subproduct")}
-                <select name="subproduct">
-                    <option value="" selected=query.subproduct.is_empty()>{t(lang, "packs.all_types")}</option>
-                    {data.types.iter().map(|choice| view! {
-                        <option value=choice.value.clone() selected=choice.value == query.subproduct>{choice.label.clone()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <super::ChoiceFilter label="usage.subproduct" name="subproduct" all="packs.all_types"
+                choices=data.types.clone() selected=query.subproduct.clone() />
             <label>
                 {t(lang, "usage.type")}
                 <select name="usage_type">
