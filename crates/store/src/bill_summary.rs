@@ -123,7 +123,8 @@ pub struct BillSummaryFilter {
     pub pay_mode: Option<PayMode>,
     /// Product code.
     pub business_code: Option<String>,
-    /// Only resources carrying this tag key (and, with `tag_value`, this value).
+    /// With `tag_value`: only resources carrying this tag. Alone: only resources with no value
+    /// set under this key (the seed's TagKey/TagValue; months from 2021-01).
     pub tag_key: Option<String>,
     pub tag_value: Option<String>,
     pub offset: u64,
@@ -185,6 +186,21 @@ pub fn check_month(month: &str) -> StoreResult<()> {
 }
 
 /// The statement that groups one month's bill lines into summary rows for `period`.
+/// The first month tags filter (seed: "This parameter can be used for querying bills after
+/// January 2021").
+const FIRST_TAGGED_MONTH: &str = "2021-01";
+
+fn check_filter(filter: &BillSummaryFilter) -> StoreResult<()> {
+    check_month(&filter.month)?;
+    if filter.tag_key.is_some() && filter.month.as_str() < FIRST_TAGGED_MONTH {
+        return Err(StoreError::invalid(format!(
+            "tags filter bills from {FIRST_TAGGED_MONTH} on, not {}; leave TagKey out for earlier months",
+            filter.month
+        )));
+    }
+    Ok(())
+}
+
 /// The WHERE conditions (on `bill_summaries s`) and their values of a summary query: its
 /// account, period type and month first (in that order), then each filter that is set.
 fn summary_conditions(filter: &BillSummaryFilter) -> (Vec<String>, Vec<Value>) {
@@ -209,16 +225,19 @@ fn summary_conditions(filter: &BillSummaryFilter) -> (Vec<String>, Vec<Value>) {
         values.push(code.clone().into());
     }
     if let Some(key) = &filter.tag_key {
-        let mut tag = "EXISTS (SELECT 1 FROM pack_tags t WHERE t.account_id = s.account_id \
-                       AND t.pack_id = s.resource_id AND t.key = ?"
-            .to_owned();
+        // A key and value: the resources tagged so. A key alone: those with no value set under
+        // that key (seed: "If it is left empty, there are no records with tag values set under
+        // this tag key") — cost allocation's unallocated part of the key.
+        let tagged = "EXISTS (SELECT 1 FROM pack_tags t WHERE t.account_id = s.account_id \
+                      AND t.pack_id = s.resource_id AND t.key = ?";
         values.push(key.clone().into());
-        if let Some(value) = &filter.tag_value {
-            tag.push_str(" AND t.value = ?");
-            values.push(value.clone().into());
+        match &filter.tag_value {
+            Some(value) => {
+                conditions.push(format!("{tagged} AND t.value = ?)"));
+                values.push(value.clone().into());
+            }
+            None => conditions.push(format!("NOT {tagged} AND t.value <> '')")),
         }
-        tag.push(')');
-        conditions.push(tag);
     }
     (conditions, values)
 }
@@ -431,7 +450,7 @@ impl Store {
     /// A page of one account's summary of a month as last built (empty when never built:
     /// check [`Store::bill_summary_state`] first).
     pub async fn bill_summaries(&self, filter: &BillSummaryFilter) -> StoreResult<BillSummaryPage> {
-        check_month(&filter.month)?;
+        check_filter(filter)?;
         let conn = self.read();
         let backend = conn.get_database_backend();
         let limit = filter.limit.clamp(1, MAX_SUMMARY_PAGE);
@@ -489,7 +508,7 @@ impl Store {
     /// type and filters; not its page) as last built: the figures of every page of
     /// [`Store::bill_summaries`] added up (zero when never built).
     pub async fn bill_summary_totals(&self, filter: &BillSummaryFilter) -> StoreResult<BillSummaryTotals> {
-        check_month(&filter.month)?;
+        check_filter(filter)?;
         let conn = self.read();
         let (conditions, values) = summary_conditions(filter);
         // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back so both backends answer an integer.

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use respack_domain::{BillActionType, PayMode, PaymentMode, TimeUnit};
-use respack_store::{BillSummaryFilter, Charge, PeriodType, Store, SummaryState};
+use respack_store::{BillSummaryFilter, Charge, PeriodType, Store, StoreError, SummaryState};
 
 use crate::fixtures::*;
 
@@ -62,11 +62,22 @@ async fn summary_groups_lines_by_resource_and_action(store: &Store) {
     assert_eq!(store.bill_summaries(&postpaid).await.unwrap().total, Some(0));
     let by_code = BillSummaryFilter { business_code: Some("p_mps".into()), ..filter(acme.id, "2026-03") };
     assert_eq!(store.bill_summaries(&by_code).await.unwrap().total, Some(3));
-    let by_tag = BillSummaryFilter { tag_key: Some("team".into()), ..filter(acme.id, "2026-03") };
-    assert_eq!(store.bill_summaries(&by_tag).await.unwrap().total, Some(2), "both rows of the tagged pack");
-    let by_tag_value =
-        BillSummaryFilter { tag_key: Some("team".into()), tag_value: Some("ops".into()), ..filter(acme.id, "2026-03") };
-    assert_eq!(store.bill_summaries(&by_tag_value).await.unwrap().total, Some(0));
+    let untagged = BillSummaryFilter { tag_key: Some("team".into()), ..filter(acme.id, "2026-03") };
+    assert_eq!(store.bill_summaries(&untagged).await.unwrap().total, Some(1), "the row of the pack with no team");
+    let tagged_value = |value: &str| BillSummaryFilter {
+        tag_key: Some("team".into()),
+        tag_value: Some(value.into()),
+        ..filter(acme.id, "2026-03")
+    };
+    assert_eq!(
+        store.bill_summaries(&tagged_value("media")).await.unwrap().total,
+        Some(2),
+        "both rows of the tagged pack"
+    );
+    assert_eq!(store.bill_summaries(&tagged_value("ops")).await.unwrap().total, Some(0));
+    let before_tags = BillSummaryFilter { tag_key: Some("team".into()), ..filter(acme.id, "2020-12") };
+    let refused = store.bill_summaries(&before_tags).await;
+    assert!(matches!(&refused, Err(StoreError::InvalidInput(message)) if message.contains("2021-01")), "{refused:?}");
 
     // Paging: unfiltered pages are position ranges; filtered ones skip rows.
     let second_page = BillSummaryFilter { offset: 1, limit: 1, with_total: false, ..filter(acme.id, "2026-03") };
