@@ -158,6 +158,14 @@ pub fn page_csp(nonce: &str) -> String {
     )
 }
 
+/// The caller of an operator's form post: an operator, sending this session's CSRF token.
+pub async fn operator_posting(csrf: &str) -> Result<Caller, ServerFnError> {
+    let caller = caller().await?;
+    caller.require_operator()?;
+    caller.check_csrf(csrf)?;
+    Ok(caller)
+}
+
 /// The caller of this server function or page, from the session cookie; an error asking to
 /// sign in when there is none or it expired.
 pub async fn caller() -> Result<Caller, ServerFnError> {

@@ -26,9 +26,7 @@ pub async fn create_account(
     password: String,
 ) -> Result<String, ServerFnError> {
     let result: Result<String, ServerFnError> = async {
-        let caller = crate::server::caller().await?;
-        caller.require_operator()?;
-        caller.check_csrf(&csrf)?;
+        let caller = crate::server::operator_posting(&csrf).await?;
         server_side::create_account(&caller, &name, &time_zone, &email, &password).await
     }
     .await;
@@ -43,9 +41,7 @@ pub async fn top_up(
     client_token: String,
 ) -> Result<String, ServerFnError> {
     let result: Result<String, ServerFnError> = async {
-        let caller = crate::server::caller().await?;
-        caller.require_operator()?;
-        caller.check_csrf(&csrf)?;
+        let caller = crate::server::operator_posting(&csrf).await?;
         let amount =
             respack_domain::Money::parse(amount.trim()).map_err(|error| ServerFnError::new(error.to_string()))?;
         let receipt = caller
@@ -74,9 +70,7 @@ pub async fn adjust_bill(
     client_token: String,
 ) -> Result<String, ServerFnError> {
     let result: Result<String, ServerFnError> = async {
-        let caller = crate::server::caller().await?;
-        caller.require_operator()?;
-        caller.check_csrf(&csrf)?;
+        let caller = crate::server::operator_posting(&csrf).await?;
         server_side::adjust_bill(&caller, &pack_id, &amount, &reason, &client_token).await
     }
     .await;
@@ -104,9 +98,7 @@ pub struct IssueForm {
 #[leptos::server(endpoint = "issue_pack")]
 pub async fn issue_pack(csrf: String, form: IssueForm) -> Result<String, ServerFnError> {
     let result: Result<String, ServerFnError> = async {
-        let caller = crate::server::caller().await?;
-        caller.require_operator()?;
-        caller.check_csrf(&csrf)?;
+        let caller = crate::server::operator_posting(&csrf).await?;
         server_side::issue(&caller, &form).await
     }
     .await;
@@ -123,9 +115,7 @@ pub async fn outbox_messages(status: String) -> Result<Vec<OutboxLine>, ServerFn
 #[leptos::server(endpoint = "retry_outbox")]
 pub async fn retry_outbox(csrf: String, id: i64) -> Result<String, ServerFnError> {
     let result: Result<String, ServerFnError> = async {
-        let caller = crate::server::caller().await?;
-        caller.require_operator()?;
-        caller.check_csrf(&csrf)?;
+        let caller = crate::server::operator_posting(&csrf).await?;
         let requeued = caller
             .store()
             .retry_outbox_message(id, &caller.actor(), caller.now)
