@@ -110,6 +110,25 @@ async fn api_figures_by(app: &TestApp, customer: &Customer, month: &str, period:
     (figures, answer["Total"].as_u64().unwrap())
 }
 
+/// A customer account with 1000 on its balance, an API key, and a user who signs in with
+/// `email` and "correct-horse".
+async fn customer_who_signs_in(app: &TestApp, name: &str, email: &str) -> Customer {
+    let store = &app.store;
+    let day_before = t0() - Duration::days(1);
+    let account = store.create_account(NewAccount::customer(name, Tz::UTC), &operator(), day_before).await.unwrap();
+    let user =
+        NewUser { account_id: account.id, email, display_name: name, password: "correct-horse", role: Role::Customer };
+    store.create_user(user, &operator(), day_before).await.unwrap();
+    store.top_up(account.id, Money::parse("1000").unwrap(), None, &operator(), day_before).await.unwrap();
+    let key = store.create_api_key(account.id, "bills", &operator(), day_before).await.unwrap();
+    Customer {
+        account,
+        pack_id: String::new(),
+        secret_id: key.info.secret_id,
+        secret_key: key.secret_key.expose().to_owned(),
+    }
+}
+
 fn sums(figures: &Figures) -> (Decimal, Decimal) {
     figures.iter().fold((Decimal::ZERO, Decimal::ZERO), |(cost, cash), row| (cost + row.2, cash + row.3))
 }
@@ -119,24 +138,8 @@ async fn the_bills_page_and_describe_bill_resource_summary_give_the_same_figures
     let app = spawn_app().await;
     let day_before = t0() - Duration::days(1);
     let store = &app.store;
-    let account =
-        store.create_account(NewAccount::customer("Bills Co", Tz::UTC), &operator(), day_before).await.unwrap();
-    let user = NewUser {
-        account_id: account.id,
-        email: "bills@example.com",
-        display_name: "Bills",
-        password: "correct-horse",
-        role: Role::Customer,
-    };
-    store.create_user(user, &operator(), day_before).await.unwrap();
-    store.top_up(account.id, Money::parse("1000").unwrap(), None, &operator(), day_before).await.unwrap();
-    let key = store.create_api_key(account.id, "bills", &operator(), day_before).await.unwrap();
-    let customer = Customer {
-        account: account.clone(),
-        pack_id: String::new(),
-        secret_id: key.info.secret_id,
-        secret_key: key.secret_key.expose().to_owned(),
-    };
+    let customer = customer_who_signs_in(&app, "Bills Co", "bills@example.com").await;
+    let account = customer.account.clone();
     // A purchase and two renewals of one pack, a purchase and a refund of another, and
     // overage settled pay-as-you-go beyond a third.
     let mut spec = transcoding_pack("100");
@@ -251,26 +254,9 @@ async fn the_bills_page_and_describe_bill_resource_summary_give_the_same_figures
 #[tokio::test]
 async fn by_usage_month_the_bills_page_its_csv_and_the_api_agree() {
     let app = spawn_app().await;
-    let day_before = t0() - Duration::days(1);
     let store = &app.store;
-    let account =
-        store.create_account(NewAccount::customer("Used Co", Tz::UTC), &operator(), day_before).await.unwrap();
-    let user = NewUser {
-        account_id: account.id,
-        email: "used@example.com",
-        display_name: "Used",
-        password: "correct-horse",
-        role: Role::Customer,
-    };
-    store.create_user(user, &operator(), day_before).await.unwrap();
-    store.top_up(account.id, Money::parse("1000").unwrap(), None, &operator(), day_before).await.unwrap();
-    let key = store.create_api_key(account.id, "used", &operator(), day_before).await.unwrap();
-    let customer = Customer {
-        account: account.clone(),
-        pack_id: String::new(),
-        secret_id: key.info.secret_id,
-        secret_key: key.secret_key.expose().to_owned(),
-    };
+    let customer = customer_who_signs_in(&app, "Used Co", "used@example.com").await;
+    let account = customer.account.clone();
     // Bought and renewed in October: the purchase is used from October, the renewal's month
     // only once the pack's month is over, in November.
     let october = t0() - Duration::days(44);
