@@ -323,6 +323,27 @@ pub fn action_type_label(lang: Lang, action_type: &str) -> &str {
     }
 }
 
+/// A region's name ("South China (Guangzhou)", "华南地区（广州）"); a region respack does not
+/// name shows its code.
+pub fn region_label(lang: Lang, code: &str) -> String {
+    match respack_domain::region::find_region(code) {
+        Some(region) => lang.pick(region.name, region.name_zh).to_owned(),
+        None if code.is_empty() => "-".to_owned(),
+        None => code.to_owned(),
+    }
+}
+
+/// A zone's name ("Guangzhou Zone 3", "广州三区"); any other zone shows its code.
+pub fn zone_label(lang: Lang, code: &str) -> String {
+    use respack_domain::region::{find_zone, zone_name, zone_name_zh};
+    match (find_zone(code), lang) {
+        (Some((region, number)), Lang::En) => zone_name(region, number),
+        (Some((region, number)), Lang::Zh) => zone_name_zh(region, number),
+        (None, _) if code.is_empty() => "-".to_owned(),
+        (None, _) => code.to_owned(),
+    }
+}
+
 /// A bill's billing mode (the API's English PayModeName) in the page's language.
 pub fn pay_mode_label(lang: Lang, pay_mode: &str) -> &str {
     use respack_domain::PayMode::*;
@@ -411,6 +432,12 @@ mod tests {
         assert_eq!(pay_mode_label(Lang::Zh, "Monthly Subscription"), "包年包月");
         assert_eq!(pay_mode_label(Lang::Zh, "Pay-As-You-Go resources"), "按量计费");
         assert_eq!(pay_mode_label(Lang::En, "Pay-As-You-Go resources"), "Pay-As-You-Go resources");
+        assert_eq!(region_label(Lang::Zh, "ap-guangzhou"), "华南地区（广州）");
+        assert_eq!(region_label(Lang::En, "ap-guangzhou"), "South China (Guangzhou)");
+        assert_eq!(region_label(Lang::En, "moon-base"), "moon-base");
+        assert_eq!(zone_label(Lang::Zh, "ap-shanghai-2"), "上海二区");
+        assert_eq!(zone_label(Lang::En, "ap-shanghai-2"), "Shanghai Zone 2");
+        assert_eq!(zone_label(Lang::En, ""), "-");
         // Every ActionType has a Chinese name of its own.
         let names: std::collections::BTreeSet<&str> = respack_domain::BillActionType::ALL
             .iter()

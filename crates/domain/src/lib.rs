@@ -1,5 +1,6 @@
 //! respack's billing rules, pure: packs and their fields, the status machine, payment modes and
-//! cycle math, renewal and refund rules, deduction planning, money, and the product catalog.
+//! cycle math, renewal and refund rules, deduction planning, money, the product catalog and the
+//! regions packs are sold in.
 //!
 //! Architecture invariant: nothing here does IO, reads the clock or draws randomness. Time
 //! comes in as a `now` parameter; IDs come in as random bits chosen by the caller. The crate
@@ -11,6 +12,7 @@ pub mod deduction;
 pub mod fields;
 pub mod money;
 pub mod pack;
+pub mod region;
 pub mod rules;
 pub mod schedule;
 pub mod status;

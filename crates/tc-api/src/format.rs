@@ -68,30 +68,10 @@ pub fn parse_unit(text: &str, name: &str) -> Result<TimeUnit, ApiError> {
     }
 }
 
-/// Tencent Cloud's numeric region IDs, English names and city names for the regions
-/// respack's catalog uses.
-const REGIONS: &[(&str, i64, &str, &str)] = &[
-    ("ap-guangzhou", 1, "South China (Guangzhou)", "Guangzhou"),
-    ("ap-shanghai", 4, "East China (Shanghai)", "Shanghai"),
-    ("ap-hongkong", 5, "Hong Kong, Macau and Taiwan (China) (Hong Kong, China)", "Hong Kong"),
-    ("ap-beijing", 8, "North China (Beijing)", "Beijing"),
-    ("ap-singapore", 9, "Southeast Asia (Singapore)", "Singapore"),
-    ("na-siliconvalley", 15, "West US (Silicon Valley)", "Silicon Valley"),
-    ("ap-chengdu", 16, "Southwest China (Chengdu)", "Chengdu"),
-    ("eu-frankfurt", 17, "Europe (Frankfurt)", "Frankfurt"),
-    ("ap-seoul", 18, "Northeast Asia (Seoul)", "Seoul"),
-    ("ap-chongqing", 19, "Southwest China (Chongqing)", "Chongqing"),
-    ("ap-mumbai", 21, "South Asia (Mumbai)", "Mumbai"),
-    ("na-ashburn", 22, "East US (Virginia)", "Virginia"),
-    ("ap-bangkok", 23, "Southeast Asia (Bangkok)", "Bangkok"),
-    ("ap-tokyo", 25, "Northeast Asia (Tokyo)", "Tokyo"),
-    ("ap-nanjing", 33, "East China (Nanjing)", "Nanjing"),
-];
-
 /// A region's numeric ID and English name; other regions get ID 0 and their code as name.
 pub fn region(code: &str) -> (i64, String) {
-    match REGIONS.iter().find(|(known, ..)| *known == code) {
-        Some((_, id, name, _)) => (*id, (*name).to_owned()),
+    match respack_domain::region::find_region(code) {
+        Some(region) => (region.id, region.name.to_owned()),
         None => (0, dash(code)),
     }
 }
@@ -99,12 +79,10 @@ pub fn region(code: &str) -> (i64, String) {
 /// A zone's English name as Tencent Cloud writes it (`ap-guangzhou-3` → `Guangzhou Zone 3`);
 /// a zone of another region, or not named `<region>-<n>`, keeps its code.
 pub fn zone(code: &str) -> String {
-    let named = code.rsplit_once('-').and_then(|(region, number)| {
-        let (_, _, _, city) = REGIONS.iter().find(|(known, ..)| *known == region)?;
-        (!number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit()))
-            .then(|| format!("{city} Zone {number}"))
-    });
-    named.unwrap_or_else(|| dash(code))
+    match respack_domain::region::find_zone(code) {
+        Some((region, number)) => respack_domain::region::zone_name(region, number),
+        None => dash(code),
+    }
 }
 
 /// `-` for an empty text, as the billing API shows absent values.

@@ -11,7 +11,7 @@ use respack_domain::{BillActionType, PayMode};
 
 use super::ChoiceFilter;
 use crate::dto::{BillsPage as BillsData, Choice};
-use crate::i18n::{action_type_label, pay_mode_label, t, Lang};
+use crate::i18n::{action_type_label, pay_mode_label, region_label, t, Lang};
 
 /// The page's month, period type, filters and page, as they appear in its URL (and the CSV
 /// link's); empty texts mean "the default" (the current month, by payment month) or "any".
@@ -187,7 +187,7 @@ fn BillsView(data: BillsData) -> impl IntoView {
                                     <td>{row.resource_name.clone()}<br /><code>{row.resource_id.clone()}</code></td>
                                     <td>{row.product.clone()}</td>
                                     <td>{row.subproduct.clone()}</td>
-                                    <td>{row.region.clone()}</td>
+                                    <td>{region_label(lang, &row.region)}</td>
                                     <td>{pay_mode_label(lang, &row.pay_mode).to_owned()}</td>
                                     <td>{action_type_label(lang, &row.action_type).to_owned()}</td>
                                     <td class="num">{row.total_cost.clone()}</td>

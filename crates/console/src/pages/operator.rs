@@ -266,7 +266,11 @@ fn OperatorView(data: OperatorData, actions: OperatorActions) -> impl IntoView {
                     <label>{t(lang, "operator.capacity")}<input type="text" name="form[capacity]" value="1000" inputmode="decimal" /></label>
                     <label>{t(lang, "operator.term")}<input type="number" name="form[term]" value="12" min="1" /></label>
                     <label>{t(lang, "operator.price")}<input type="text" name="form[unit_price]" value="10" inputmode="decimal" /></label>
-                    <label>{t(lang, "bills.region")}<input type="text" name="form[region]" value="ap-guangzhou" /></label>
+                    <label>{t(lang, "bills.region")}
+                        <select name="form[region]">{respack_domain::region::REGIONS.iter().map(|region| view! {
+                            <option value=region.code>{crate::i18n::region_label(lang, region.code)}</option>
+                        }).collect_view()}</select>
+                    </label>
                     <label>"Charge"
                         <select name="form[charge]">
                             <option value="balance">"Debit the balance"</option>

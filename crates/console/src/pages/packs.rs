@@ -725,8 +725,8 @@ pub(crate) mod server_side {
             PackField::Subproduct => {
                 Some(names.subproducts.get(&pack.subproduct).cloned().unwrap_or_else(|| pack.subproduct.clone()))
             }
-            PackField::Region => Some(pack.region.clone()),
-            PackField::AvailabilityZone => Some(if pack.zone.is_empty() { "-".to_owned() } else { pack.zone.clone() }),
+            PackField::Region => Some(i18n::region_label(caller.lang(), &pack.region)),
+            PackField::AvailabilityZone => Some(i18n::zone_label(caller.lang(), &pack.zone)),
             PackField::Status => Some(pack.status_at(now).as_str().to_owned()),
             PackField::PaymentMode => Some(i18n::payment_mode_label(caller.lang(), pack.mode)),
             PackField::CapacityUnit => {

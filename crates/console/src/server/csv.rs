@@ -104,7 +104,7 @@ pub async fn bills(
                 row.resource_name,
                 row.product,
                 row.subproduct,
-                row.region,
+                crate::i18n::region_label(crate::i18n::Lang::En, &row.region),
                 row.pay_mode,
                 row.action_type,
                 row.total_cost,
