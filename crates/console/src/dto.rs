@@ -166,8 +166,12 @@ pub struct UsagePage {
 pub struct BillSummaryRow {
     pub resource_id: String,
     pub resource_name: String,
+    /// Product code (BusinessCode) and its name.
     pub product: String,
+    pub product_name: String,
+    /// Subproduct code (ProductCode) and its name.
     pub subproduct: String,
+    pub subproduct_name: String,
     pub region: String,
     pub pay_mode: String,
     pub action_type: String,

@@ -277,6 +277,12 @@ async fn by_usage_month_the_bills_page_its_csv_and_the_api_agree() {
         assert_eq!(page, api, "{month}: the page's rows are the API's rows");
         assert_eq!(page_json["total"].as_u64(), Some(api_total));
         assert_eq!(page_json["period"], "byUsedTime");
+        let row = &page_json["rows"][0];
+        assert_eq!(
+            (&row["subproduct"], &row["subproduct_name"]),
+            (&json!("sp_mps_general_transcoding"), &json!("General transcoding")),
+            "codes and names: {row}"
+        );
         assert_eq!(amount(&page_json["total_cost"]), sums(&api).0);
         let actions: Vec<&str> = page.iter().map(|row| row.1.as_str()).collect();
         let expected =

@@ -185,8 +185,8 @@ fn BillsView(data: BillsData) -> impl IntoView {
                             {data.rows.iter().map(|row| view! {
                                 <tr>
                                     <td>{row.resource_name.clone()}<br /><code>{row.resource_id.clone()}</code></td>
-                                    <td>{row.product.clone()}</td>
-                                    <td>{row.subproduct.clone()}</td>
+                                    <td title=row.product.clone()>{row.product_name.clone()}</td>
+                                    <td title=row.subproduct.clone()>{row.subproduct_name.clone()}</td>
                                     <td>{region_label(lang, &row.region)}</td>
                                     <td>{pay_mode_label(lang, &row.pay_mode).to_owned()}</td>
                                     <td>{action_type_label(lang, &row.action_type).to_owned()}</td>
@@ -342,16 +342,23 @@ pub(crate) mod server_side {
         Ok(page
             .rows
             .into_iter()
-            .map(|row| BillSummaryRow {
-                resource_id: row.resource_id,
-                resource_name: row.resource_name,
-                product: row.business_code,
-                subproduct: row.product_code,
-                region: row.region,
-                pay_mode: row.pay_mode.label().to_owned(),
-                action_type: row.action_type.as_str().to_owned(),
-                total_cost: row.total_cost.to_string(),
-                cash_paid: row.cash_pay_amount.to_string(),
+            .map(|row| {
+                let names = respack_domain::catalog::find_subproduct(&row.product_code)
+                    .filter(|(product, _)| product.code == row.business_code);
+                BillSummaryRow {
+                    product_name: names
+                        .map_or_else(|| row.business_code.clone(), |(product, _)| product.name.to_owned()),
+                    subproduct_name: names.map_or_else(|| row.product_code.clone(), |(_, sub)| sub.name.to_owned()),
+                    resource_id: row.resource_id,
+                    resource_name: row.resource_name,
+                    product: row.business_code,
+                    subproduct: row.product_code,
+                    region: row.region,
+                    pay_mode: row.pay_mode.label().to_owned(),
+                    action_type: row.action_type.as_str().to_owned(),
+                    total_cost: row.total_cost.to_string(),
+                    cash_paid: row.cash_pay_amount.to_string(),
+                }
             })
             .collect())
     }
