@@ -129,6 +129,11 @@ async fn customer_who_signs_in(app: &TestApp, name: &str, email: &str) -> Custom
     }
 }
 
+/// A GET of `path` in the signed-in session of `cookie`.
+async fn download(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).header("cookie", cookie).send().await.unwrap()
+}
+
 fn sums(figures: &Figures) -> (Decimal, Decimal) {
     figures.iter().fold((Decimal::ZERO, Decimal::ZERO), |(cost, cash), row| (cost + row.2, cash + row.3))
 }
@@ -233,13 +238,7 @@ async fn the_bills_page_and_describe_bill_resource_summary_give_the_same_figures
         let cost: Decimal = page["rows"].as_array().unwrap().iter().map(|row| amount(&row["total_cost"])).sum();
         assert_eq!(amount(&page["total_cost"]), cost, "the totals are the selected rows': {form:?}");
     }
-    let response = app
-        .client
-        .get(app.url(&format!("/bills.csv?month={month}&action=Daily%20settlement")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = download(&app, &cookie, &format!("/bills.csv?month={month}&action=Daily%20settlement")).await;
     let csv = response.text().await.unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert!(!rows.is_empty() && rows.iter().all(|row| row.contains("Daily settlement")), "{csv}");
@@ -289,13 +288,7 @@ async fn by_usage_month_the_bills_page_its_csv_and_the_api_agree() {
             if month == "2026-10" { "New yearly/monthly subscription" } else { "Yearly/monthly subscription renewal" };
         assert_eq!(actions, [expected], "{month}");
 
-        let response = app
-            .client
-            .get(app.url(&format!("/bills.csv?month={month}&period=byUsedTime")))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = download(&app, &cookie, &format!("/bills.csv?month={month}&period=byUsedTime")).await;
         assert_eq!(response.status(), StatusCode::OK);
         let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
         assert_eq!(disposition, format!("attachment; filename=\"bills-{month}-byUsedTime.csv\""));

@@ -221,7 +221,8 @@ pub(crate) mod server_side {
 
     use super::BillsQuery;
 
-    use crate::dto::{BillSummaryRow, BillsPage, Choice};
+    use crate::dto::{BillSummaryRow, BillsPage};
+    use crate::pages::packs::server_side::{names, Names};
     use crate::server::{store_error, Caller};
 
     /// Rows on one page of the Bills table.
@@ -290,35 +291,33 @@ pub(crate) mod server_side {
         })
     }
 
+    /// When the month's summary was built, in the caller's time zone; `None` while its first
+    /// build is under way. A month never built is built now, as the API would.
+    pub async fn built_at(caller: &Caller, month: &str) -> Result<Option<String>, ServerFnError> {
+        Ok(match caller.store().readable_bill_summary(month, caller.now).await.map_err(store_error)? {
+            SummaryState::Ready { built_at, .. } => Some(caller.time(built_at)),
+            SummaryState::Building | SummaryState::NotBuilt => None,
+        })
+    }
+
     /// Page `query.page` (from 1) of the caller's summary that `query` selects, the rows
-    /// `DescribeBillResourceSummary` serves, and their totals. A month never built is built
-    /// first, as the API would.
+    /// `DescribeBillResourceSummary` serves, and their totals.
     pub async fn load(caller: &Caller, query: &BillsQuery) -> Result<BillsPage, ServerFnError> {
         let filter = filter(caller, query)?;
         let page = query.page.max(1);
-        let store = caller.store();
-        let built_at = match store.readable_bill_summary(&filter.month, caller.now).await.map_err(store_error)? {
-            SummaryState::Ready { built_at, .. } => Some(caller.time(built_at)),
-            SummaryState::Building | SummaryState::NotBuilt => None,
-        };
-        let totals = store.bill_summary_totals(&filter).await.map_err(store_error)?;
+        let built_at = built_at(caller, &filter.month).await?;
+        let totals = caller.store().bill_summary_totals(&filter).await.map_err(store_error)?;
+        let names = names(caller).await?;
         let rows = if built_at.is_some() {
-            rows(caller, &filter, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
+            rows(caller, &filter, &names, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE).await?
         } else {
             Vec::new()
         };
-        let products = store
-            .catalog()
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(|product| Choice { value: product.code, label: product.name })
-            .collect();
         Ok(BillsPage {
             month: filter.month.clone(),
             period: filter.period_type.as_str().to_owned(),
             query: query.clone(),
-            products,
+            products: names.choices,
             rows,
             total: totals.rows,
             total_cost: totals.total_cost.to_string(),
@@ -330,10 +329,11 @@ pub(crate) mod server_side {
     }
 
     /// Up to `limit` rows of the summary `filter` selects from `offset`, through the API's own
-    /// query.
+    /// query, with the catalog's names.
     pub async fn rows(
         caller: &Caller,
         filter: &BillSummaryFilter,
+        names: &Names,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<BillSummaryRow>, ServerFnError> {
@@ -342,23 +342,18 @@ pub(crate) mod server_side {
         Ok(page
             .rows
             .into_iter()
-            .map(|row| {
-                let names = respack_domain::catalog::find_subproduct(&row.product_code)
-                    .filter(|(product, _)| product.code == row.business_code);
-                BillSummaryRow {
-                    product_name: names
-                        .map_or_else(|| row.business_code.clone(), |(product, _)| product.name.to_owned()),
-                    subproduct_name: names.map_or_else(|| row.product_code.clone(), |(_, sub)| sub.name.to_owned()),
-                    resource_id: row.resource_id,
-                    resource_name: row.resource_name,
-                    product: row.business_code,
-                    subproduct: row.product_code,
-                    region: row.region,
-                    pay_mode: row.pay_mode.label().to_owned(),
-                    action_type: row.action_type.as_str().to_owned(),
-                    total_cost: row.total_cost.to_string(),
-                    cash_paid: row.cash_pay_amount.to_string(),
-                }
+            .map(|row| BillSummaryRow {
+                product_name: names.product(&row.business_code),
+                subproduct_name: names.subproduct(&row.product_code),
+                resource_id: row.resource_id,
+                resource_name: row.resource_name,
+                product: row.business_code,
+                subproduct: row.product_code,
+                region: row.region,
+                pay_mode: row.pay_mode.label().to_owned(),
+                action_type: row.action_type.as_str().to_owned(),
+                total_cost: row.total_cost.to_string(),
+                cash_paid: row.cash_pay_amount.to_string(),
             })
             .collect())
     }

@@ -610,6 +610,16 @@ pub(crate) mod server_side {
     }
 
     impl Names {
+        /// A product's name, or its code when the catalog does not know it.
+        pub fn product(&self, code: &str) -> String {
+            self.products.get(code).cloned().unwrap_or_else(|| code.to_owned())
+        }
+
+        /// A subproduct's name, or its code when the catalog does not know it.
+        pub fn subproduct(&self, code: &str) -> String {
+            self.subproducts.get(code).cloned().unwrap_or_else(|| code.to_owned())
+        }
+
         /// The types to choose from: the chosen product's subproducts, or all of them.
         pub fn types_of(&self, product: &str) -> Vec<Choice> {
             self.subproduct_choices
@@ -719,12 +729,8 @@ pub(crate) mod server_side {
         let join = |parts: Vec<String>| Some(parts.join("; "));
         match field {
             PackField::NameAndId => Some(format!("{} / {}", pack.name, pack.id)),
-            PackField::Product => {
-                Some(names.products.get(&pack.product).cloned().unwrap_or_else(|| pack.product.clone()))
-            }
-            PackField::Subproduct => {
-                Some(names.subproducts.get(&pack.subproduct).cloned().unwrap_or_else(|| pack.subproduct.clone()))
-            }
+            PackField::Product => Some(names.product(&pack.product)),
+            PackField::Subproduct => Some(names.subproduct(&pack.subproduct)),
             PackField::Region => Some(i18n::region_label(caller.lang(), &pack.region)),
             PackField::AvailabilityZone => Some(i18n::zone_label(caller.lang(), &pack.zone)),
             PackField::Status => Some(pack.status_at(now).as_str().to_owned()),

@@ -69,14 +69,14 @@ pub async fn bills(
 ) -> Result<(String, String), ServerFnError> {
     use crate::pages::bills::{csv_file_name, server_side};
 
-    let first = server_side::load(caller, query).await?;
     let filter = server_side::filter(caller, query)?;
-    if first.built_at.is_none() {
+    if server_side::built_at(caller, &filter.month).await?.is_none() {
         return Err(ServerFnError::new(format!(
             "the bill summary of {} is being built; download it again in a minute",
-            first.month
+            filter.month
         )));
     }
+    let names = crate::pages::packs::server_side::names(caller).await?;
     let mut out = line(
         [
             "ResourceId",
@@ -92,11 +92,9 @@ pub async fn bills(
         .map(str::to_owned),
     );
     let mut offset = 0;
-    while offset < first.total.min(MAX_ROWS) {
-        let rows = server_side::rows(caller, &filter, offset, respack_store::MAX_SUMMARY_PAGE).await?;
-        if rows.is_empty() {
-            break;
-        }
+    while offset < MAX_ROWS {
+        let rows = server_side::rows(caller, &filter, &names, offset, respack_store::MAX_SUMMARY_PAGE).await?;
+        let last = (rows.len() as u64) < respack_store::MAX_SUMMARY_PAGE;
         offset += rows.len() as u64;
         for row in rows {
             out.push_str(&line([
@@ -111,8 +109,11 @@ pub async fn bills(
                 row.cash_paid,
             ]));
         }
+        if last {
+            break;
+        }
     }
-    Ok((csv_file_name(&first.month, &first.period), out))
+    Ok((csv_file_name(&filter.month, filter.period_type.as_str()), out))
 }
 
 #[cfg(test)]
